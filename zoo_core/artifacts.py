@@ -1,0 +1,58 @@
+"""Writing run artifacts atomically (temp file + rename), so a crash or Ctrl-C never leaves a
+half-written checkpoint or config where a good one was."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, default=str) + "\n"))
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda p: p.write_text(text))
+
+
+def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Model weights as safetensors (shared tensors de-duplicated by safetensors itself)."""
+    from safetensors.torch import save_model
+
+    return atomic_write(path, lambda p: save_model(model, str(p), metadata=metadata))
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    from safetensors.torch import load_model
+
+    missing, unexpected = load_model(model, str(path), strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f"{path}: weights do not fit the model (missing {sorted(missing)[:5]}, "
+                           f"unexpected {sorted(unexpected)[:5]})")
+
+
+def save_state(path: str | Path, state: dict[str, Any]) -> Path:
+    """Optimizer/scheduler/scaler state for --resume: tensors and plain Python values only, so it
+    loads back with torch.load(weights_only=True)."""
+    return atomic_write(path, lambda p: torch.save(state, p))
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,291 @@
+"""Backbones zoo brings itself: any timm model, torchvision models, and the small from-scratch networks
+of the source material. Also: loading backbone weights from a local file, safely."""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .components import Backbone, DataConfig
+from .errors import ZooError
+from .hub import OFFLINE_ALTERNATIVES, require_hf_weights, require_reachable
+
+
+@contextmanager
+def _quiet_hub():
+    """huggingface_hub logs every retry as a warning; the one-line error zoo raises says it all."""
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _with_image_size(dc: DataConfig, image_size: int | None, in_chans: int | None = None) -> DataConfig:
+    c, h, w = dc.input_size
+    if image_size:
+        h = w = int(image_size)
+    if in_chans:
+        c = int(in_chans)
+        if c != len(dc.mean):  # e.g. a 3-channel model used on 1-channel input: average the statistics
+            dc = DataConfig(dc.input_size, (sum(dc.mean) / len(dc.mean),) * c, (sum(dc.std) / len(dc.std),) * c,
+                            dc.interpolation, dc.crop_pct)
+    return DataConfig((c, h, w), dc.mean, dc.std, dc.interpolation, dc.crop_pct)
+
+
+# ---------------------------------------------------------------------------------------------- timm
+
+class TimmBackbone(Backbone):
+    """Any timm model; pretrained weights come through timm's own Hub loading."""
+
+    def __init__(self, name: str, *, pretrained: bool = True, in_chans: int | None = None,
+                 image_size: int | None = None, **options: Any):
+        super().__init__()
+        import timm
+        from timm.data import resolve_data_config
+
+        kwargs: dict[str, Any] = dict(num_classes=0, **options)
+        if in_chans:
+            kwargs["in_chans"] = in_chans
+        if pretrained:
+            try:
+                cfg = timm.models.get_pretrained_cfg(name)
+            except RuntimeError:  # an unknown pretrained tag
+                cfg = None
+            if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
+                raise ZooError(f"timm has no pretrained weights for '{name}': use --no-pretrained or --weights FILE")
+            if cfg.hf_hub_id and not cfg.file:
+                require_hf_weights(cfg.hf_hub_id, f"pretrained weights for '{name}' from the Hugging Face Hub")
+            elif cfg.url and not cfg.file:
+                require_reachable(cfg.url, f"pretrained weights for '{name}'")
+        try:
+            with _quiet_hub():
+                self.model = timm.create_model(name, pretrained=pretrained, **kwargs)
+        except ZooError:
+            raise
+        except TypeError as e:
+            raise ZooError(f"backbone '{name}': {e}") from None
+        except Exception as e:
+            if not pretrained:
+                raise
+            raise ZooError(f"could not load pretrained weights for '{name}' ({type(e).__name__}); {OFFLINE_ALTERNATIVES}") from None
+        self.num_features = self.model.num_features
+        dc = resolve_data_config({}, model=self.model)
+        self.data_config = _with_image_size(
+            DataConfig(tuple(dc["input_size"]), tuple(dc["mean"]), tuple(dc["std"]), dc["interpolation"], dc["crop_pct"]),
+            image_size, in_chans)
+        tag = getattr(self.model, "pretrained_cfg", {}).get("hf_hub_id") or name
+        self.pretrained_source = f"hf-hub:{tag}" if pretrained else "none"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)  # num_classes=0: timm returns pooled pre-logits features
+
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x)
+
+
+def timm_names() -> list[str]:
+    import timm
+    return timm.list_models()
+
+
+def timm_has(name: str) -> bool:
+    import timm
+    return timm.is_model(name)
+
+
+# --------------------------------------------------------------------------------------- torchvision
+
+def _torchvision_body(model: nn.Module, name: str) -> nn.Module:
+    """The convolutional trunk of a torchvision classifier, without its pooling and classifier."""
+    if hasattr(model, "features"):  # VGG, DenseNet, MobileNet, EfficientNet, ConvNeXt, SqueezeNet, AlexNet
+        body = model.features
+        return nn.Sequential(body, nn.ReLU()) if name.startswith("densenet") else body
+    if hasattr(model, "fc") and hasattr(model, "avgpool"):  # ResNet, ResNeXt, Wide ResNet, RegNet
+        keep = [m for n, m in model.named_children() if n not in {"avgpool", "fc", "dropout", "AuxLogits", "aux1", "aux2"}]
+        return nn.Sequential(*keep)
+    raise ZooError(f"torchvision model '{name}' has no convolutional trunk zoo can use; try its timm equivalent")
+
+
+class TorchvisionBackbone(Backbone):
+    """A torchvision classification model with its classifier dropped and adaptive average pooling,
+    so any input size works."""
+
+    def __init__(self, name: str, *, pretrained: bool = True, in_chans: int | None = None,
+                 image_size: int | None = None, **options: Any):
+        super().__init__()
+        from torchvision import models
+
+        try:
+            weights_enum = models.get_model_weights(name)
+            default = weights_enum.DEFAULT
+        except (ValueError, AttributeError):
+            default = None
+        if pretrained and default is None:
+            raise ZooError(f"torchvision has no pretrained weights for '{name}': use --no-pretrained or --weights FILE")
+        if pretrained:
+            cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(default.url).name
+            if not cached.exists():
+                require_reachable(default.url, f"pretrained weights for torchvision '{name}'")
+        try:
+            model = models.get_model(name, weights=default if pretrained else None, **options)
+        except ZooError:
+            raise
+        except Exception as e:
+            if not pretrained:
+                raise ZooError(f"backbone 'torchvision:{name}': {e}") from None
+            raise ZooError(f"could not load pretrained weights for torchvision '{name}' ({type(e).__name__}); {OFFLINE_ALTERNATIVES}") from None
+        if in_chans and in_chans != 3:
+            raise ZooError(f"torchvision backbones take 3-channel input; drop in_chans={in_chans} (grayscale images are converted)")
+        self.body = _torchvision_body(model, name)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        if default is not None:
+            t = default.transforms()
+            crop = t.crop_size[0]
+            dc = DataConfig((3, crop, crop), tuple(t.mean), tuple(t.std), t.interpolation.value, crop / t.resize_size[0])
+        else:
+            dc = DataConfig()
+        self.data_config = _with_image_size(dc, image_size)
+        self.num_features = _probe_features(self, self.data_config)
+        self.pretrained_source = f"torchvision:{default}" if pretrained else "none"
+
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.body(x))
+
+
+def torchvision_names() -> list[str]:
+    from torchvision import models
+    return models.list_models(module=models)
+
+
+def _probe_features(backbone: Backbone, dc: DataConfig) -> int:
+    was_training = backbone.training
+    backbone.eval()
+    with torch.no_grad():
+        n = backbone(torch.zeros(1, *dc.input_size)).shape[1]
+    backbone.train(was_training)
+    return int(n)
+
+
+# ------------------------------------------------------------------------------ small from-scratch nets
+
+def _small_net_layers(name: str, c: int, h: int, w: int) -> nn.Sequential:
+    if name == "linear":  # pixels straight to the head: the head *is* the linear model
+        return nn.Sequential(nn.Flatten())
+    if name == "mlp":  # 784 -> 100 -> head
+        return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 100), nn.ReLU())
+    if name == "cnn1":  # one conv layer, 9 filters of 5x5, then the head
+        return nn.Sequential(nn.Conv2d(c, 9, 5), nn.ReLU(), nn.Flatten())
+    if name == "cnn2":  # two conv + max-pool blocks
+        return nn.Sequential(
+            nn.Conv2d(c, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten())
+    if name == "lenet":  # LeNet-5 as in the PyTorch CIFAR-10 tutorial
+        return nn.Sequential(
+            nn.Conv2d(c, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.LazyLinear(120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU())
+    raise ZooError(f"unknown small network '{name}'")
+
+
+SMALL_NETS = {
+    # name: (default input size, description)
+    "linear": ((1, 28, 28), "no hidden layer: pixels to the head (a linear classifier)"),
+    "mlp": ((1, 28, 28), "one hidden layer of 100 units"),
+    "cnn1": ((1, 28, 28), "one conv layer (9 filters, 5x5)"),
+    "cnn2": ((1, 28, 28), "two conv + max-pool blocks (16, 32 filters)"),
+    "lenet": ((3, 32, 32), "LeNet-5 (CIFAR-10 variant)"),
+}
+
+
+class SmallNet(Backbone):
+    """The source material's networks trained from scratch. They have no pretrained weights;
+    inputs are normalised to [-1, 1]."""
+
+    def __init__(self, name: str, *, pretrained: bool = False, in_chans: int | None = None,
+                 image_size: int | None = None):
+        super().__init__()
+        size = SMALL_NETS[name][0]
+        c = in_chans or size[0]
+        self.data_config = _with_image_size(DataConfig(size, (0.5,) * size[0], (0.5,) * size[0], "bilinear", 1.0),
+                                            image_size, c)
+        _, h, w = self.data_config.input_size
+        self.body = _small_net_layers(name, c, h, w)
+        self.num_features = _probe_features(self, self.data_config)  # also materialises lazy layers
+        self.pretrained_source = "none"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def small_net_factory(name: str, *, pretrained: bool = False, **kw: Any) -> SmallNet:
+    return SmallNet(name, pretrained=pretrained, **kw)
+
+
+# ------------------------------------------------------------------------------- weights from a file
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors from a .safetensors file, or from a .pth/.pt/.bin through torch.load(weights_only=True)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"{path}: weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            return load_file(str(path))
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ZooError(f"{path}: cannot read weights ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                       "give a .safetensors file or a state dict saved with torch.save") from None
+    for key in ("state_dict", "model", "model_state_dict"):  # common checkpoint wrappers
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ZooError(f"{path}: not a state dict of tensors")
+    return sd
+
+
+def load_weights_into(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> tuple[int, int]:
+    """Copy every tensor whose name (after stripping a common prefix) and shape match.
+
+    Classifier weights of a different size are left out, which is what transfer learning wants.
+    Returns (loaded, expected); raises when nothing matches."""
+    target = module.state_dict()
+    prefixes = {""} | {k.split(".")[0] + "." for k in state} | {".".join(k.split(".")[:2]) + "." for k in state}
+    best: dict[str, torch.Tensor] = {}
+    for p in prefixes:  # e.g. "module.", "model.", "backbone." from wrappers and zoo runs
+        for q in ("", "model.", "body."):
+            cand = {q + k[len(p):]: v for k, v in state.items() if k.startswith(p)}
+            matched = {k: v for k, v in cand.items() if k in target and target[k].shape == v.shape}
+            if len(matched) > len(best):
+                best = matched
+    if not best:
+        raise ZooError(f"{source}: no tensor matches this backbone (wrong architecture?)")
+    module.load_state_dict(best, strict=False)
+    return len(best), len(target)
+
+
+def count_parameters(module: nn.Module) -> tuple[int, int]:
+    total = sum(p.numel() for p in module.parameters())
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return total, trainable
+
+
+def human(n: float) -> str:
+    for unit in ("", "K", "M", "B"):
+        if abs(n) < 1000:
+            return f"{n:.1f}{unit}" if unit and n != math.floor(n) else f"{int(n)}{unit}"
+        n /= 1000
+    return f"{n:.1f}T"

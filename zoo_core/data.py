@@ -1,0 +1,198 @@
+"""Images in, tensors out: robust image loading, transforms derived from the backbone, splits.
+
+Shared by every image plugin so that bad files are handled the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torchvision.transforms import v2 as T
+
+from .components import DataConfig
+from .errors import ZooError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+
+# A 100-megapixel image is a decompression bomb for PIL's default limit; photos for training are smaller,
+# but panoramas exist: warn instead of failing, and still refuse the absurd.
+Image.MAX_IMAGE_PIXELS = 300_000_000
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit and 32-bit grayscale scaled to 0-255 (PIL's own convert would clip, not scale)."""
+    arr = np.asarray(img)
+    if img.mode.startswith("I;16"):
+        arr = arr.astype(np.float32) / 257.0
+    else:  # "I" or "F": stretch whatever range the file uses
+        arr = arr.astype(np.float32)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+    return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), mode="L")
+
+
+def to_mode(img: Image.Image, channels: int) -> Image.Image:
+    """Convert any PIL image to 'L' (1 channel) or 'RGB' (3 channels).
+
+    EXIF orientation is applied; transparency is composited on white (what a viewer shows);
+    16-bit is scaled, CMYK and palette images converted."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode.startswith("I") or img.mode == "F":
+        img = _to_8bit(img)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    target = "L" if channels == 1 else "RGB"
+    return img if img.mode == target else img.convert(target)
+
+
+def load_image(path: str | Path, channels: int = 3) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # EXIF and palette warnings are noise here; failures still raise
+        with Image.open(path) as img:
+            img.load()
+            return to_mode(img, channels)
+
+
+def check_image(path: Path) -> str | None:
+    """None when `path` decodes completely, else why it does not (zero bytes, truncated, not an image)."""
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as img:
+                img.load()  # decodes everything: catches truncated files that verify() lets through
+                if img.width < 1 or img.height < 1:
+                    return "image has no pixels"
+        return None
+    except Exception as e:
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}"
+
+
+def scan_images(paths: Sequence[Path], log: Callable[[str], None] | None = None) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Split `paths` into readable images and (path, reason) pairs for the ones to skip, in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        reasons = list(pool.map(check_image, paths))
+    good = [p for p, r in zip(paths, reasons) if r is None]
+    bad = [(str(p), r) for p, r in zip(paths, reasons) if r is not None]
+    if bad and log:
+        log(f"skipped {len(bad)} unreadable file(s) of {len(paths)}:")
+        for p, r in bad[:20]:
+            log(f"  {p}: {r}")
+        if len(bad) > 20:
+            log(f"  ... and {len(bad) - 20} more (all listed in the run's skipped.txt)")
+    return good, bad
+
+
+_INTERPOLATION = {
+    "nearest": T.InterpolationMode.NEAREST,
+    "bilinear": T.InterpolationMode.BILINEAR,
+    "bicubic": T.InterpolationMode.BICUBIC,
+}
+
+AUGMENTATIONS = ("standard", "light", "none")
+
+
+def build_transforms(dc: DataConfig, augment: str = "standard") -> tuple[Callable, Callable]:
+    """(train, eval) transforms from a backbone's data config, timm's way.
+
+    eval: resize to size/crop_pct, center crop; train: 'standard' = random resized crop + horizontal flip
+    (photos), 'light' = small shifts/rotations and no flip (digits, text: flipping changes the label),
+    'none' = the eval transform."""
+    if augment not in AUGMENTATIONS:
+        raise ZooError(f"unknown augment '{augment}': use one of {', '.join(AUGMENTATIONS)}")
+    _, h, w = dc.input_size
+    interp = _INTERPOLATION.get(dc.interpolation, T.InterpolationMode.BILINEAR)
+    finish = [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(dc.mean, dc.std)]
+    scale_size = (int(h / dc.crop_pct), int(w / dc.crop_pct))
+    eval_tf = T.Compose([T.Resize(scale_size, interpolation=interp, antialias=True), T.CenterCrop((h, w)), *finish])
+    if augment == "standard":
+        train_tf = T.Compose([T.RandomResizedCrop((h, w), scale=(0.25, 1.0), interpolation=interp, antialias=True),
+                              T.RandomHorizontalFlip(), *finish])
+    elif augment == "light":
+        train_tf = T.Compose([T.Resize((h, w), interpolation=interp, antialias=True),
+                              T.RandomAffine(degrees=10, translate=(0.08, 0.08), scale=(0.9, 1.1), interpolation=interp),
+                              *finish])
+    else:
+        train_tf = eval_tf
+    return train_tf, eval_tf
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """(image, target) pairs; an image is a path (loaded lazily) or a PIL image already in memory."""
+
+    def __init__(self, items: Sequence[tuple[Any, Any]], transform: Callable, channels: int):
+        self.items = list(items)
+        self.transform = transform
+        self.channels = channels
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        image, target = self.items[i]
+        if isinstance(image, Image.Image):
+            image = to_mode(image, self.channels)
+        else:
+            image = load_image(image, self.channels)
+        return self.transform(image), target
+
+
+def stratified_split(labels: Sequence[Any], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices for train and val, keeping each label's share; seeded, so the same every run.
+
+    Every label with two or more examples gets at least one in each split."""
+    if val_fraction >= 1.0:  # evaluation: everything is validation
+        return [], list(range(len(labels)))
+    by_label: dict[Any, list[int]] = defaultdict(list)
+    for i, y in enumerate(labels):
+        by_label[y].append(i)
+    rng = random.Random(seed)
+    train, val = [], []
+    for y in sorted(by_label, key=str):
+        idx = by_label[y]
+        rng.shuffle(idx)
+        n_val = int(round(len(idx) * val_fraction))
+        if len(idx) >= 2:
+            n_val = min(max(n_val, 1), len(idx) - 1)
+        else:
+            n_val = 0
+        val += idx[:n_val]
+        train += idx[n_val:]
+    return sorted(train), sorted(val)
+
+
+def find_images(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand files and directories (recursively) into a sorted list of image files."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
+        elif p.exists():
+            out.append(p)
+        else:
+                raise ZooError(f"{p}: no such file or directory")
+    return out
+
+
+def log_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)

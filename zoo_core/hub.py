@@ -1,0 +1,60 @@
+"""Reaching weight hosts: fail in seconds with a clear message when they cannot be reached.
+
+huggingface_hub retries a dead connection with back-off for most of a minute per file; when the
+host does not even accept a TCP connection there is nothing to wait for, so zoo checks first."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+from .errors import ZooError
+
+OFFLINE_ALTERNATIVES = ("use --weights FILE (a .safetensors, or a .pth loaded with weights_only=True), "
+                        "--no-pretrained to train from random initialisation, or a backbone whose weights "
+                        "are installed locally")
+
+
+def hf_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hf_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def reachable(url: str, timeout: float = 3.0) -> bool:
+    """True when a TCP connection to the URL's host and port opens within `timeout` seconds."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_reachable(url: str, what: str) -> None:
+    if not reachable(url):
+        raise ZooError(f"cannot download {what}: {urlparse(url).netloc} is unreachable (offline?); {OFFLINE_ALTERNATIVES}")
+
+
+def hf_cached(repo_id: str, filenames: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin")) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    repo_id, _, revision = repo_id.partition("@")
+    for name in filenames:
+        found = try_to_load_from_cache(repo_id, name, revision=revision or None)
+        if isinstance(found, str) and os.path.exists(found):
+            return True
+    return False
+
+
+def require_hf_weights(repo_id: str, what: str) -> None:
+    """Raise a one-line ZooError unless the repo's weights are cached or the Hub answers."""
+    if hf_cached(repo_id):
+        return
+    if hf_offline():
+        raise ZooError(f"{what} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; {OFFLINE_ALTERNATIVES}")
+    require_reachable(hf_endpoint(), what)

@@ -1,0 +1,93 @@
+"""Pictures people would rather look at than read: training curves, confusion matrices,
+predictions drawn on images. Written atomically, with the non-interactive Agg backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from .artifacts import atomic_write
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    plt = _pyplot()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
+    plt.close(fig)
+    return path
+
+
+def plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Loss and each metric per epoch, train against val; the unfreeze epoch marked."""
+    plt = _pyplot()
+    metrics = [k[4:] for k in rows[0] if k.startswith("val_") and k != "val_loss"
+               and isinstance(rows[0][k], (int, float)) and k[4:] in {x[6:] for x in rows[0] if x.startswith("train_")}]
+    metrics = ["loss"] + metrics[:3]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    epochs = [r["epoch"] for r in rows]
+    unfreeze = next((r["epoch"] for a, r in zip(rows, rows[1:]) if a.get("backbone_frozen") and not r.get("backbone_frozen")), None)
+    for ax, m in zip(axes[0], metrics):
+        for split, style in (("train", "o-"), ("val", "s-")):
+            values = [r.get(f"{split}_{m}") for r in rows]
+            if any(v is not None for v in values):
+                ax.plot(epochs, values, style, ms=3, label=split)
+        if unfreeze:
+            ax.axvline(unfreeze - 0.5, color="grey", ls=":", lw=1, label="backbone unfrozen")
+        ax.set_title(m.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Path, title: str = "") -> Path:
+    """Rows are true classes, columns predictions; each cell shows the count, colour the row share."""
+    import numpy as np
+
+    plt = _pyplot()
+    cm = np.asarray(matrix, dtype=float)
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    n = len(classes)
+    size = min(14, max(4, 0.55 * n + 2))
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), classes, rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ax.set_title(title or f"confusion matrix (accuracy {np.trace(cm) / max(cm.sum(), 1):.3f})")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def draw_predictions(images: Sequence[Any], captions: Sequence[str], path: Path,
+                     correct: Sequence[bool | None] | None = None, columns: int = 6) -> Path:
+    """A grid of images with their predicted labels (green when right, red when wrong)."""
+    plt = _pyplot()
+    n = len(images)
+    cols = min(columns, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for k, (ax, img, cap) in enumerate(zip(axes.flat, images, captions)):
+        ax.imshow(img, cmap="gray" if getattr(img, "mode", "") == "L" else None)
+        ok = correct[k] if correct is not None else None
+        ax.set_title(cap, fontsize=8, color={True: "green", False: "red"}.get(ok, "black"))
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,116 @@
+"""Loading plugins: zoo's built-ins and everything installed under the 'zoo' entry-point group.
+
+One path for both: the built-in module is registered with the same plugin manager and its
+components arrive through the same hooks as any third-party plugin's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .registry import KINDS, PLURAL, Component, Registry
+
+ENTRY_POINT_GROUP = "zoo"
+BUILTIN_MODULES = ["zoo_core.builtin"]
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str
+    source: str  # "builtin" or the distribution that installed it
+    module: str
+    error: str | None = None
+    components: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "source": self.source, "module": self.module,
+                "status": "broken" if self.error else "ok", "error": self.error, "components": self.components}
+
+
+@dataclass
+class Zoo:
+    """Everything the installed plugins bring: one registry per component kind, and the plugins."""
+
+    registries: dict[str, Registry]
+    plugins: list[PluginInfo]
+
+    @property
+    def datasets(self) -> Registry: return self.registries["dataset"]
+    @property
+    def backbones(self) -> Registry: return self.registries["backbone"]
+    @property
+    def heads(self) -> Registry: return self.registries["head"]
+    @property
+    def losses(self) -> Registry: return self.registries["loss"]
+    @property
+    def exporters(self) -> Registry: return self.registries["exporter"]
+    @property
+    def tasks(self) -> Registry: return self.registries["task"]
+
+
+def _core_version() -> str:
+    try:
+        return md.version("zoo-core")
+    except md.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _load_plugin_objects(pm: pluggy.PluginManager) -> list[PluginInfo]:
+    infos: list[PluginInfo] = []
+    for modname in BUILTIN_MODULES:
+        pm.register(importlib.import_module(modname), name="builtin")
+        infos.append(PluginInfo("builtin", _core_version(), "zoo-core", modname))
+    seen: set[str] = set()
+    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in seen:  # the same distribution visible twice on sys.path
+            continue
+        seen.add(ep.name)
+        dist = ep.dist.name if ep.dist else "?"
+        version = ep.dist.version if ep.dist else "?"
+        info = PluginInfo(ep.name, version, dist, ep.value)
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as e:  # a broken plugin must not take the others down
+            info.error = f"{type(e).__name__}: {e}"
+        infos.append(info)
+    return infos
+
+
+def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> dict[str, Registry]:
+    by_name = {i.name: i for i in infos}
+    registries = {kind: Registry(kind) for kind in KINDS}
+    for kind in KINDS:
+        hook = getattr(pm.hook, f"register_{PLURAL[kind]}")
+        for impl in reversed(hook.get_hookimpls()):  # pluggy stores them last-registered first
+            info = by_name[impl.plugin_name]
+            if info.error:
+                continue
+
+            def register(name: str, factory, *, description: str = "", _kind=kind, _plugin=impl.plugin_name, **extra):
+                registries[_kind].add(Component(_kind, name, factory, _plugin, description, extra))
+                by_name[_plugin].components.setdefault(PLURAL[_kind], []).append(name)
+
+            try:
+                impl.function(register=register)
+            except Exception as e:
+                if type(e).__name__ == "ZooError":  # duplicate names: a conflict the user must resolve
+                    raise
+                info.error = f"{type(e).__name__} in register_{PLURAL[kind]}: {e}"
+    return registries
+
+
+@lru_cache(maxsize=1)
+def get_zoo() -> Zoo:
+    """Load every plugin once per process and build the component registries."""
+    pm = pluggy.PluginManager("zoo")
+    pm.add_hookspecs(hookspecs)
+    infos = _load_plugin_objects(pm)
+    return Zoo(_collect(pm, infos), infos)
