@@ -33,14 +33,28 @@ def is_image_file(path: Path) -> bool:
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
-    """16-bit and 32-bit grayscale scaled to 0-255 (PIL's own convert would clip, not scale)."""
+    """16-bit and 32-bit grayscale to 0-255 (PIL's own convert would clip, not scale).
+
+    I;16 is 16-bit: scaled by 65535 -> 255. Mode I and F say nothing about their range, so it is read
+    from the values: I holding 0-65535 is 16-bit data (PIL opens 16-bit PGM/PPM so) and is scaled the
+    same way, I holding 0-255 is 8-bit data and kept, F holding 0-1 is scaled by 255, F holding 0-255
+    is kept; anything else (negative, larger) is stretched from its own minimum to its maximum."""
     arr = np.asarray(img)
     if img.mode.startswith("I;16"):
         arr = arr.astype(np.float32) / 257.0
-    else:  # "I" or "F": stretch whatever range the file uses
-        arr = arr.astype(np.float32)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+    else:  # "I" or "F"
+        arr = arr.astype(np.float64)
+        finite = np.isfinite(arr)
+        arr = np.where(finite, arr, 0.0)
+        lo, hi = (float(arr[finite].min()), float(arr[finite].max())) if finite.any() else (0.0, 0.0)
+        if lo >= 0 and img.mode == "F" and hi <= 1.0:
+            arr = arr * 255.0
+        elif lo >= 0 and hi <= 255:
+            pass
+        elif lo >= 0 and img.mode != "F" and hi <= 65535:
+            arr = arr / 257.0
+        else:
+            arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
     return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), mode="L")
 
 
@@ -53,13 +67,21 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
     if img.mode.startswith("I") or img.mode == "F":
         img = _to_8bit(img)
     if img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if img.mode in ("RGBA", "LA", "PA"):
+        transparent = getattr(img, "has_transparency_data", "transparency" in img.info)
+        img = img.convert("RGBA" if transparent else "RGB")
+    if img.mode == "La":  # premultiplied: PIL converts it to LA only
+        img = img.convert("LA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa"):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
     target = "L" if channels == 1 else "RGB"
-    return img if img.mode == target else img.convert(target)
+    if img.mode == target:
+        return img
+    try:
+        return img.convert(target)
+    except ValueError:  # modes PIL converts to RGB only (LAB, ...)
+        return img.convert("RGB").convert(target)
 
 
 def load_image(path: str | Path, channels: int = 3) -> Image.Image:
@@ -190,7 +212,7 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
         elif p.exists():
             out.append(p)
         else:
-                raise ZooError(f"{p}: no such file or directory")
+            raise ZooError(f"{p}: no such file or directory")
     return out
 
 

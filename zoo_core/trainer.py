@@ -206,7 +206,8 @@ def _fmt(record: dict[str, Any]) -> str:
 
 def _resolve(task_name: str, task: Task, zoo, file_layer: dict, flag_layer: dict) -> dict[str, Any]:
     """Layer the configuration; the dataset (hence its recipe) is known only once data is known."""
-    task_layer = normalise(task.defaults, f"task '{task_name}' defaults")
+    # The task's "dataset" is its embedded default, used only when no --data is given.
+    task_layer = normalise({k: v for k, v in task.defaults.items() if k != "dataset"}, f"task '{task_name}' defaults")
     pre = merge(task_layer, file_layer, flag_layer)
     dataset = pre["dataset"] or infer_dataset(task, zoo, pre["data"])
     component = zoo.datasets.get(dataset)
@@ -441,11 +442,13 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
                 log(f"early stop: {primary} has not improved for {bad_epochs} epochs")
                 break
     except KeyboardInterrupt:
-        # The weights as they are now, to be continued from the start of this epoch.
         bar.close()
-        save_checkpoint("last", epoch)
+        # The end of the last finished epoch is already saved, and resuming from it repeats the run exactly.
+        # Only when no epoch has finished yet are the weights saved as they are, to restart epoch 1 from.
+        if not (run_dir / "last.state.pt").exists():
+            save_checkpoint("last", 0)
         save_config("interrupted")
-        log(f"interrupted at epoch {epoch + 1}; checkpoint saved — resume with: zoo train --resume {run_dir}")
+        log(f"interrupted in epoch {epoch + 1}; resume with: zoo train --resume {run_dir}")
         raise Interrupted(run_dir) from None
     finally:
         bar.close()

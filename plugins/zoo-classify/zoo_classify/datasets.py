@@ -36,6 +36,18 @@ def _check_classes(classes: Sequence[str], where: str, reference_info: dict | No
     return sorted(classes, key=str)
 
 
+def _example(skipped: Sequence[tuple[str, str]]) -> str:
+    return f" (e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+
+
+def _check_unreadable_classes(lost: Sequence[str], what: str, where: str, skipped: Sequence[tuple[str, str]]) -> None:
+    """Training on a class none of whose images can be read would make an output that is never right.
+    `skipped`: the skipped files of the `lost` classes."""
+    if lost:
+        raise ZooError(f"{where}: no readable image for {what}(s) {', '.join(lost)} "
+                       f"({len(skipped)} file(s) skipped){_example(skipped)}")
+
+
 # --------------------------------------------------------------------------------------------- digits
 
 def digits_images() -> tuple[list[Image.Image], np.ndarray]:
@@ -96,13 +108,18 @@ def folder_dataset(source: str, *, data_config: DataConfig, seed: int, val_fract
     for name, folders in by_part.items():
         items[name], bad = _folder_items(classes, {c: f for c, f in folders.items() if f})
         skipped += bad
+    if not any(items.values()):
+        raise ZooError(f"{root}: none of the {len(skipped)} image file(s) could be read{_example(skipped)}")
+    if reference_info is None:
+        readable = {y for part in items.values() for _, y in part}
+        lost = [c for i, c in enumerate(classes) if i not in readable]
+        lost_files = {str(f) for folders in by_part.values() for c in lost for f in folders.get(c, [])}
+        _check_unreadable_classes(lost, "class folder", str(root), [s for s in skipped if s[0] in lost_files])
     if presplit:
         train, val = items["train"], items["val"]
     else:
         train_idx, val_idx = stratified_split([y for _, y in items["all"]], val_fraction, seed)
         train, val = [items["all"][i] for i in train_idx], [items["all"][i] for i in val_idx]
-    if not train and not val:
-        raise ZooError(f"{root}: none of the {len(skipped)} image file(s) could be read")
     layout = "train/ and val/ folders" if presplit else f"a seeded stratified {1 - val_fraction:.0%}/{val_fraction:.0%} split"
     return _splits(train, val, classes, data_config, augment, skipped=skipped,
                    description=f"{root} ({len(classes)} classes, {layout})")
@@ -171,6 +188,13 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
     skipped += bad
     ok = set(good)
     kept = [(f, r) for f, r in zip(files, rows) if f in ok]
+    if not kept:
+        raise ZooError(f"{path}: none of the {len(skipped)} image(s) it lists could be read{_example(skipped)}; "
+                       "paths are relative to the CSV's folder")
+    if reference_info is None:
+        lost = sorted({r["label"] for r in rows} - {r["label"] for _, r in kept})
+        lost_files = {str(f) for f, r in zip(files, rows) if r["label"] in lost}
+        _check_unreadable_classes(lost, "label", str(path), [s for s in skipped if s[0] in lost_files])
     classes = _check_classes(sorted({r["label"] for _, r in kept}), str(path), reference_info)
     index = {c: i for i, c in enumerate(classes)}
     items = [(f, index[r["label"]]) for f, r in kept]

@@ -1,0 +1,254 @@
+"""The trainer: artifacts, transfer modes, resume, Ctrl-C, repeatability, weights sources, offline."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import zoo_core.trainer as trainer
+from conftest import FAST
+from zoo_core import ZooError, load_run, train
+from zoo_core.backbones import SmallNet
+
+
+def metrics_of(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_time(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_a_run_leaves_every_artifact(tmp_path, image_folder):
+    out = tmp_path / "run"
+    result = train("classify", data=str(image_folder()), out=str(out), **{**FAST, "epochs": 2})
+    assert result.run_dir == out and result.status == "completed"
+    for name in ("best.safetensors", "last.safetensors", "last.state.pt", "config.json", "metrics.jsonl",
+                 "metrics.csv", "curves.png", "confusion_matrix.png", "classification_report.json", "train.log"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*tmp"))  # atomic writes leave no temp files behind
+    rows = metrics_of(out)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"train_loss", "val_loss", "val_accuracy", "train_accuracy", "lr"} <= set(rows[0])
+    assert (out / "metrics.csv").read_text().splitlines()[0].startswith("epoch,")
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["status"] == "completed" and cfg["best"]["epoch"] in (1, 2)
+    assert cfg["model"]["info"]["classes"] == ["blue", "green", "red"]
+    assert cfg["model"]["data_config"]["input_size"] == [1, 16, 16]  # cnn2 is a 1-channel net
+
+
+def test_config_json_alone_rebuilds_the_model(tmp_path, image_folder):
+    data = image_folder()
+    out = tmp_path / "run"
+    train("classify", data=str(data), out=str(out), head="mlp", head_options={"hidden": 16}, **FAST)
+    run = load_run(out, device="cpu")
+    assert run.classes == ["blue", "green", "red"]
+    preds = run.predict(sorted((data / "red").glob("*.png"))[:2], top_k=2)
+    assert len(preds) == 2 and len(preds[0]["top"]) == 2
+    assert abs(sum(t["probability"] for t in run.predict([data / "red" / "red_0.png"], top_k=3)[0]["top"]) - 1) < 1e-4
+
+
+def test_same_seed_same_run(tmp_path, image_folder):
+    data = str(image_folder())
+    a = train("classify", data=data, out=str(tmp_path / "a"), seed=3, **{**FAST, "epochs": 2})
+    b = train("classify", data=data, out=str(tmp_path / "b"), seed=3, **{**FAST, "epochs": 2})
+    c = train("classify", data=data, out=str(tmp_path / "c"), seed=4, **{**FAST, "epochs": 2})
+    assert without_time(metrics_of(a.run_dir)) == without_time(metrics_of(b.run_dir))
+    assert without_time(metrics_of(a.run_dir)) != without_time(metrics_of(c.run_dir))
+
+
+def interrupt_evaluation_call(monkeypatch, n: int) -> None:
+    """Simulate Ctrl-C during the n-th validation pass."""
+    real_evaluate, calls = trainer.evaluate, {"n": 0}
+
+    def evaluate(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+
+
+def test_ctrl_c_then_resume_repeats_the_uninterrupted_run(tmp_path, image_folder, monkeypatch):
+    data = str(image_folder())
+    full = train("classify", data=data, out=str(tmp_path / "full"), **{**FAST, "epochs": 3})
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        interrupt_evaluation_call(m, 3)
+        with pytest.raises(trainer.Interrupted):
+            train("classify", data=data, out=str(out), **{**FAST, "epochs": 3})
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["status"] == "interrupted"
+    assert torch.load(out / "last.state.pt", weights_only=True)["epoch"] == 2
+    result = train("", resume=str(out), quiet=True)
+    assert result.status == "completed"
+    assert without_time(metrics_of(out)) == without_time(metrics_of(full.run_dir))
+
+
+def test_ctrl_c_in_the_first_epoch_still_leaves_a_checkpoint(tmp_path, image_folder, monkeypatch):
+    data = str(image_folder())
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        interrupt_evaluation_call(m, 1)
+        with pytest.raises(trainer.Interrupted):
+            train("classify", data=data, out=str(out), **{**FAST, "epochs": 2})
+    assert torch.load(out / "last.state.pt", weights_only=True)["epoch"] == 0
+    assert train("", resume=str(out), quiet=True).status == "completed"
+    assert [r["epoch"] for r in metrics_of(out)] == [1, 2]
+
+
+def test_resume_can_extend_a_finished_run(tmp_path, image_folder):
+    out = tmp_path / "run"
+    train("classify", data=str(image_folder()), out=str(out), **{**FAST, "epochs": 2})
+    with pytest.raises(ZooError, match="already trained 2 epochs"):
+        train("", resume=str(out), quiet=True)
+    train("", resume=str(out), epochs=3, quiet=True)
+    assert [r["epoch"] for r in metrics_of(out)] == [1, 2, 3]
+
+
+def _backbone_weights_file(tmp_path) -> Path:
+    torch.manual_seed(123)
+    net = SmallNet("cnn2", image_size=16, in_chans=3)
+    path = tmp_path / "cnn2.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    return path
+
+
+def test_frozen_mode_trains_only_the_head(tmp_path, image_folder):
+    weights = _backbone_weights_file(tmp_path)
+    out = tmp_path / "run"
+    train("classify", data=str(image_folder()), out=str(out), mode="frozen", weights=str(weights),
+          backbone_options={"in_chans": 3}, **{**FAST, "pretrained": True, "epochs": 2})
+    start, end = load_file(str(weights)), load_file(str(out / "last.safetensors"))
+    for k, v in start.items():  # every backbone tensor, BatchNorm statistics included, is untouched
+        assert torch.equal(end[f"backbone.{k}"], v), k
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model"]["pretrained_source"].startswith("file:")
+    assert all(r["backbone_frozen"] for r in metrics_of(out))
+
+
+def test_staged_mode_unfreezes_after_freeze_epochs(tmp_path, image_folder):
+    weights = _backbone_weights_file(tmp_path)
+    out = tmp_path / "run"
+    train("classify", data=str(image_folder()), out=str(out), mode="staged", freeze_epochs=1, weights=str(weights),
+          backbone_options={"in_chans": 3}, **{**FAST, "epochs": 3})
+    assert [r["backbone_frozen"] for r in metrics_of(out)] == [True, False, False]
+    start, end = load_file(str(weights)), load_file(str(out / "last.safetensors"))
+    assert not torch.equal(end["backbone.body.0.weight"], start["body.0.weight"])
+
+
+def test_early_stopping(tmp_path, image_folder):
+    out = tmp_path / "run"
+    result = train("classify", data=str(image_folder()), out=str(out), lr=0.0, patience=1, **{**FAST, "epochs": 6})
+    assert result.status == "stopped early" and len(metrics_of(out)) == 2
+
+
+@pytest.mark.parametrize("extra", [
+    {"optimizer": "sgd", "schedule": "step", "step_size": 1, "gamma": 0.5},
+    {"schedule": "onecycle"},
+    {"schedule": "cosine", "warmup_epochs": 0.5, "clip_grad": 1.0, "accum_steps": 2},
+    {"schedule": "constant", "loss": "bce", "head": "mlp"},
+])
+def test_optimizers_and_schedules(tmp_path, image_folder, extra):
+    classes = ("red", "blue") if extra.get("loss") == "bce" else ("red", "green", "blue")
+    result = train("classify", data=str(image_folder(classes=classes)), out=str(tmp_path / "run"), **{**FAST, **extra})
+    row = metrics_of(result.run_dir)[0]
+    assert row["val_loss"] == row["val_loss"]  # not NaN
+    cfg = json.loads((result.run_dir / "config.json").read_text())
+    for k, v in extra.items():
+        assert cfg["train"][k] == v
+
+
+def test_step_schedule_decays_per_epoch(tmp_path, image_folder):
+    result = train("classify", data=str(image_folder()), out=str(tmp_path / "run"), lr=0.1, schedule="step",
+                   step_size=1, gamma=0.5, **{**FAST, "epochs": 3})
+    lrs = [r["lr"] for r in metrics_of(result.run_dir)]
+    assert lrs == pytest.approx([0.05, 0.025, 0.0125])
+
+
+def test_toml_config_and_flags_win(tmp_path, image_folder):
+    cfg_file = tmp_path / "run.toml"
+    cfg_file.write_text('epochs = 3\nlr = 0.01\n[head]\nname = "mlp"\nhidden = 12\ndropout = 0.1\n')
+    out = tmp_path / "run"
+    train("classify", data=str(image_folder()), out=str(out), config=str(cfg_file), **FAST)  # FAST has epochs=1
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["train"]["epochs"] == 1 and cfg["train"]["lr"] == 0.01
+    assert cfg["model"]["head"] == "mlp" and cfg["model"]["head_options"] == {"hidden": 12, "dropout": 0.1}
+
+
+def test_weights_from_pth_load_safely(tmp_path, image_folder):
+    net = SmallNet("cnn2", image_size=16, in_chans=3)
+    good = tmp_path / "w.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, good)
+    out = tmp_path / "run"
+    train("classify", data=str(image_folder()), out=str(out), weights=str(good), backbone_options={"in_chans": 3},
+          mode="frozen", **FAST)
+    end = load_file(str(out / "last.safetensors"))
+    assert torch.equal(end["backbone.body.0.weight"], net.state_dict()["body.0.weight"])
+
+    class Payload:  # a pickle that would run code on load; weights_only=True refuses it
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    evil = tmp_path / "evil.pth"
+    torch.save({"x": Payload()}, evil)
+    with pytest.raises(ZooError, match="cannot read weights"):
+        train("classify", data=str(image_folder()), out=str(tmp_path / "r2"), weights=str(evil), **FAST)
+    with pytest.raises(ZooError, match="no tensor matches"):
+        bad = tmp_path / "other.safetensors"
+        save_file({"unrelated": torch.zeros(3)}, str(bad))
+        train("classify", data=str(image_folder()), out=str(tmp_path / "r3"), weights=str(bad), **FAST)
+
+
+def test_timm_and_torchvision_backbones(tmp_path, image_folder):
+    data = str(image_folder(classes=("red", "blue"), per_class=4))
+    for backbone in ("test_efficientnet", "torchvision:mobilenet_v3_small"):
+        result = train("classify", data=data, out=str(tmp_path / backbone.replace(":", "_")),
+                       **{**FAST, "backbone": backbone, "image_size": 32, "mode": "finetune"})
+        cfg = json.loads((result.run_dir / "config.json").read_text())
+        assert cfg["model"]["backbone"] == backbone
+        assert load_run(result.run_dir, device="cpu").predict([Path(data) / "red" / "red_0.png"])[0]["label"]
+
+
+def test_transforms_follow_the_backbone(tmp_path):
+    from zoo_core.plugins import get_zoo
+
+    b = get_zoo().backbones.create("test_vit", pretrained=False)
+    assert b.data_config.input_size == (3, 160, 160) and b.data_config.mean == (0.5, 0.5, 0.5)
+    assert b.data_config.interpolation == "bicubic" and b.data_config.crop_pct == 0.95
+    r = get_zoo().backbones.create("torchvision:resnet18", pretrained=False)
+    assert r.data_config.input_size == (3, 224, 224) and r.data_config.mean == pytest.approx((0.485, 0.456, 0.406))
+    assert r.num_features == 512
+
+
+def test_offline_download_fails_fast_with_alternatives(tmp_path, image_folder, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    data = str(image_folder())
+    for backbone in ("resnet18", "torchvision:resnet18"):
+        t = time.time()
+        with pytest.raises(ZooError) as e:
+            train("classify", data=data, out=str(tmp_path / "run"), backbone=backbone, quiet=True)
+        assert time.time() - t < 30  # seconds, not huggingface_hub's minute of retries
+        msg = str(e.value)
+        assert "\n" not in msg and "--weights" in msg and "--no-pretrained" in msg
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ZooError, match="HF_HUB_OFFLINE"):
+        train("classify", data=data, out=str(tmp_path / "run"), backbone="resnet18", quiet=True)
+
+
+def test_device_selection():
+    assert trainer.pick_device("cpu").type == "cpu"
+    assert trainer.pick_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(ZooError, match="CUDA is not available"):
+            trainer.pick_device("cuda")
+    with pytest.raises(ZooError):
+        trainer.pick_device("tpu9")
