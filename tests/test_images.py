@@ -56,8 +56,8 @@ def pgm16(path: Path, values) -> None:
 # ------------------------------------------------------------------------------------- bad files
 
 
-def write_bad_files(folder: Path, tag: str) -> dict[str, str]:
-    """One of each kind of unreadable file, named <kind>-<tag>.<ext>; returns {name: kind}."""
+def write_bad_files(folder: Path, tag: str, kinds: tuple[str, ...] | None = None) -> dict[str, str]:
+    """One of each kind of unreadable file (or of `kinds`), named <kind>-<tag>.<ext>; returns {name: kind}."""
     folder.mkdir(parents=True, exist_ok=True)
     noise(seed=99).save(folder / "_tmp.jpg", quality=95)
     jpeg = (folder / "_tmp.jpg").read_bytes()
@@ -73,6 +73,7 @@ def write_bad_files(folder: Path, tag: str) -> dict[str, str]:
         f"truncated-{tag}.jpg": jpeg[: int(len(jpeg) * 0.7)],
         f"garbage-{tag}.png": np.random.default_rng(1).integers(0, 256, 600, dtype=np.uint8).tobytes(),
     }
+    files = {name: data for name, data in files.items() if kinds is None or name.split("-")[0] in kinds}
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return {name: name.split("-")[0] for name in files}
@@ -109,13 +110,14 @@ def test_scan_images_keeps_good_and_logs_count_and_names_of_bad(tmp_path):
 
 
 def make_training_folder(root: Path) -> tuple[list[str], int]:
-    """a/ (PNG) and b/ (JPEG), 6 good images each, plus bad files and a text file that is not an image."""
+    """a/ (PNG) and b/ (JPEG), 6 good images each, plus 9 bad files (the log names up to 10)
+    and a text file that is not an image."""
     bad = []
     for c, ext in (("a", "png"), ("b", "jpg")):
         (root / c).mkdir(parents=True)
         for i in range(6):
             noise(seed=i + (10 if c == "b" else 0)).save(root / c / f"{c}{i}.{ext}")
-        bad += list(write_bad_files(root / c, c))
+        bad += list(write_bad_files(root / c, c, None if c == "a" else ("empty", "text", "truncated")))
     (root / "a" / "notes.txt").write_text("not an image, not an image extension: ignored, not skipped")
     return bad, 12
 
@@ -245,6 +247,8 @@ CASES = [
      "x.tif", [(0,) * 3, WHITE, (128,) * 3], 1),
     ("F in 0..1", lambda: Image.fromarray(np.array([[0.0, 1.0, 0.5, 0.25]], np.float32)), "x.tif",
      [(0,) * 3, WHITE, (128,) * 3, (64,) * 3], 0),
+    ("F in 0..1, dark (not stretched)", lambda: Image.fromarray(np.array([[0.0, 0.5, 0.25]], np.float32)), "x.tif",
+     [(0,) * 3, (128,) * 3, (64,) * 3], 0),
     ("F holding 8-bit values", lambda: Image.new("L", (2, 1), 77).convert("F"), None, [(77,) * 3] * 2, 0),
     ("F of any range: stretched", lambda: Image.fromarray(np.array([[-1.0, 3.0, 1.0]], np.float32)), None,
      [(0,) * 3, WHITE, (128,) * 3], 1),

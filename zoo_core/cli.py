@@ -38,7 +38,26 @@ def friendly(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ZooGroup(click.Group):
+    """Click's usage errors come as one line too (click prints a usage block and a blank line by default)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            hint = f" (see: {e.ctx.command_path} --help)" if e.ctx is not None else ""
+            click.echo(f"Error: {e.format_message()}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(f"Error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(0)
+
+
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="zoo-core", prog_name="zoo")
 def main():
     """zoo: transfer learning for computer vision, one command per task.
@@ -151,6 +170,8 @@ def _train_options(fn):
         click.option("--seed", type=int),
         click.option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps."),
         click.option("--amp/--no-amp", default=None, help="Mixed precision on CUDA (default on)."),
+        click.option("--amp-dtype", type=click.Choice(["auto", "bfloat16", "float16"]),
+                     help="auto: bfloat16 where the GPU supports it, else float16 with a gradient scaler."),
         click.option("--channels-last/--no-channels-last", default=None, help="channels_last memory format on CUDA."),
         click.option("--workers", type=int, help="Data-loading processes (-1: auto)."),
         click.option("--out", type=click.Path(file_okay=False), help="Run directory (default runs/<task>-NNN)."),

@@ -43,7 +43,8 @@ DEFAULTS: dict[str, Any] = {
     # machinery
     "seed": 0,
     "device": "auto",          # auto | cpu | cuda | cuda:1 | mps
-    "amp": True,               # mixed precision on CUDA (bf16 where supported, else fp16 + grad scaler)
+    "amp": True,               # mixed precision on CUDA
+    "amp_dtype": "auto",       # auto (bfloat16 where supported, else float16 + grad scaler) | bfloat16 | float16
     "channels_last": True,     # on CUDA
     "workers": -1,             # data-loading processes; -1 = auto
     "out": None,               # run directory (default runs/<task>-NNN)
@@ -58,6 +59,7 @@ CHOICES = {
     "optimizer": ("adamw", "sgd"),
     "schedule": ("cosine", "step", "onecycle", "constant"),
     "augment": ("standard", "light", "none"),
+    "amp_dtype": ("auto", "bfloat16", "float16"),
 }
 COMPONENT_TABLES = ("dataset", "backbone", "head", "loss")
 NULLABLE = {k for k, v in DEFAULTS.items() if v is None}

@@ -74,6 +74,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
+def _amp_dtype(name: str) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return getattr(torch, name)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -146,8 +152,8 @@ def make_schedule(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], steps_p
 
 def next_run_dir(task: str, root: Path = Path("runs")) -> Path:
     """runs/<task>-001, -002, ...: short to type, sorted by age."""
-    root.mkdir(parents=True, exist_ok=True)
-    taken = [int(m.group(1)) for p in root.iterdir() if (m := re.fullmatch(rf"{re.escape(task)}-(\d+)", p.name))]
+    existing = root.iterdir() if root.is_dir() else []
+    taken = [int(m.group(1)) for p in existing if (m := re.fullmatch(rf"{re.escape(task)}-(\d+)", p.name))]
     return root / f"{task}-{max(taken, default=0) + 1:03d}"
 
 
@@ -239,8 +245,8 @@ def build_data(zoo, cfg: dict[str, Any], data_config, log, reference_info=None):
         kwargs["reference_info"] = reference_info
     data = zoo.datasets.create(cfg["dataset"], cfg["data"], **kwargs)
     if data.skipped:
-        log(f"skipped {len(data.skipped)} unreadable file(s): " + ", ".join(Path(p).name for p, _ in data.skipped[:10])
-            + (" ..." if len(data.skipped) > 10 else ""))
+        log(f"skipped {len(data.skipped)} unreadable file(s) (listed with reasons in the run's skipped.txt): "
+            + ", ".join(Path(p).name for p, _ in data.skipped[:10]) + (" ..." if len(data.skipped) > 10 else ""))
     return data
 
 
@@ -316,7 +322,7 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
     channels_last = cfg["channels_last"] and device.type == "cuda"
     model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     use_amp = cfg["amp"] and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    amp_dtype = _amp_dtype(cfg["amp_dtype"]) if use_amp else torch.float16  # unused when AMP is off
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     # frozen/staged start with the backbone frozen; resuming picks the state back up below
