@@ -130,9 +130,12 @@ def list_cmd(as_json: bool, backbone_pattern: str | None):
     if models:
         click.echo("\nknown models (registry.toml):")
         width = max(len(m["name"]) for m in models)
+        bwidth = max(len(m["backbone"]) for m in models)
         for m in models:
             mark = "" if m["available"] else "  (not installed)"
-            click.echo(f"  {m['name']:<{width}}  {m.get('task', ''):<9} {m.get('description', '')}{mark}")
+            params = f"{m['params']:>6}M" if "params" in m else " " * 7
+            click.echo(f"  {m['name']:<{width}}  {m.get('task', ''):<9} {m['backbone']:<{bwidth}} {params}  "
+                       f"{m.get('description', '')}{mark}")
     click.echo("\nzoo list --json for descriptions; zoo list --backbones 'resnet*' to search backbones")
 
 
@@ -239,8 +242,9 @@ def eval_cmd(run: str, data: str, dataset: str | None, device: str, report_dir: 
 @click.option("-k", "--top-k", default=3, show_default=True, help="How many classes to show per image.")
 @click.option("--device", default="auto")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--draw", type=click.Path(dir_okay=False), help="Also draw the images with their predictions into this PNG.")
 @friendly
-def predict(run: str, images: tuple[str, ...], top_k: int, device: str, as_json: bool):
+def predict(run: str, images: tuple[str, ...], top_k: int, device: str, as_json: bool, draw: str | None):
     """Predict IMAGES (files or folders) with a trained RUN."""
     from .api import load_run
 
@@ -250,6 +254,15 @@ def predict(run: str, images: tuple[str, ...], top_k: int, device: str, as_json:
         click.echo(f"skipped {path}: {reason}", err=True)
     if not results:
         raise ZooError("no readable image among the inputs")
+    if draw:
+        from .data import load_image
+        from .plots import draw_predictions
+
+        shown = results[:48]
+        draw_predictions([load_image(p["image"]) for p in shown],
+                         [f"{Path(p['image']).name}\n{r.task.format_prediction({**p, 'top': p.get('top', [])[:1]})}"
+                          if "top" in p else Path(p["image"]).name for p in shown], Path(draw))
+        click.echo(f"drew {len(shown)} prediction(s) into {draw}", err=True)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

@@ -82,7 +82,7 @@ def draw_predictions(images: Sequence[Any], captions: Sequence[str], path: Path,
     n = len(images)
     cols = min(columns, n)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.7 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for k, (ax, img, cap) in enumerate(zip(axes.flat, images, captions)):
