@@ -13,7 +13,6 @@ from PIL import Image
 
 # Never wait on the network in tests: nothing listens on port 9 of the loopback.
 os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")
-os.environ.setdefault("TORCH_HOME", str(Path(__file__).parent / ".torch-home-unused"))
 
 ZOO = [sys.executable, "-m", "zoo_core.cli"]
 

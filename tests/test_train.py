@@ -228,8 +228,19 @@ def test_transforms_follow_the_backbone(tmp_path):
 
 
 def test_offline_download_fails_fast_with_alternatives(tmp_path, image_folder, monkeypatch):
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def offline(host, *args, **kwargs):  # no DNS beyond this machine, as on the CI machines
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # empty caches
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     data = str(image_folder())
     for backbone in ("resnet18", "torchvision:resnet18"):
         t = time.time()

@@ -108,20 +108,20 @@ def check_image(path: Path) -> str | None:
         return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}"
 
 
-def scan_images(paths: Sequence[Path], log: Callable[[str], None] | None = None) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Split `paths` into readable images and (path, reason) pairs for the ones to skip, in parallel."""
+def scan_images(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Split `paths` into readable images and (path, reason) pairs for the ones to skip.
+
+    Every file is decoded once, in threads (PIL releases the GIL while decoding), with a progress bar:
+    a broken file found now is a line in the log, found mid-epoch it would be a crash."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from tqdm import tqdm
+
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        reasons = list(pool.map(check_image, paths))
+        reasons = list(tqdm(pool.map(check_image, paths), total=len(paths), desc="checking images", unit="img",
+                            disable=None if len(paths) > 500 else True, leave=False))
     good = [p for p, r in zip(paths, reasons) if r is None]
     bad = [(str(p), r) for p, r in zip(paths, reasons) if r is not None]
-    if bad and log:
-        log(f"skipped {len(bad)} unreadable file(s) of {len(paths)}:")
-        for p, r in bad[:20]:
-            log(f"  {p}: {r}")
-        if len(bad) > 20:
-            log(f"  ... and {len(bad) - 20} more (all listed in the run's skipped.txt)")
     return good, bad
 
 

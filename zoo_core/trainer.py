@@ -252,8 +252,8 @@ def build_data(zoo, cfg: dict[str, Any], data_config, log, reference_info=None):
 
 def data_loader(dataset, cfg, device, data, shuffle: bool) -> torch.utils.data.DataLoader:
     workers = cfg["workers"]
-    if workers < 0:
-        workers = 0 if data.in_memory else min(4, max(1, (os.cpu_count() or 2) - 1))
+    if workers < 0:  # JPEG decoding feeds a GPU only with several processes; on a CPU they compete with training
+        workers = 0 if data.in_memory else max(1, min(8 if device.type == "cuda" else 4, (os.cpu_count() or 2) - 1))
     g = torch.Generator()
     g.manual_seed(cfg["seed"])
     return torch.utils.data.DataLoader(
@@ -361,7 +361,7 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
             "format": RUN_FORMAT, "task": task_name, "status": status, "best": best,
             "primary_metric": primary, "primary_mode": mode,
             "model": model_config(cfg, task_name, backbone, info),
-            "train": {k: v for k, v in cfg.items()},
+            "train": dict(cfg),
             "data": {"dataset": cfg["dataset"], "source": cfg["data"], "train": len(data.train),
                      "val": len(data.val), "skipped": len(data.skipped)},
             "plugins": {p.name: p.version for p in zoo.plugins if not p.error},
