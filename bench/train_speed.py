@@ -1,11 +1,13 @@
-"""Training throughput of the real trainer under its speed settings, against fp32 in the same run.
+"""Training throughput under zoo's speed settings, against plain fp32 in the same run.
 
     python bench/train_speed.py                     # on a GPU: resnet18 at 224 px
     python bench/train_speed.py --image-size 64 --images 256   # a quick look on a CPU
 
-Each configuration trains the same generated image folder for --epochs epochs; the table reports
-images per second of the last epoch (train + validation, data loading included) and the ratio
-to the first configuration (plain fp32)."""
+Two tables, each with the ratio to the first configuration (plain fp32):
+- model step: forward, backward and optimizer step of zoo's model on a batch already on the device,
+  timed the way the trainer runs it (autocast, grad scaler, channels_last): what the settings buy;
+- end to end: the real trainer (`zoo_core.train`) on a generated folder of JPEGs, images per second of
+  the last epoch, data loading and validation included: what a user gets."""
 
 from __future__ import annotations
 
@@ -13,14 +15,56 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from zoo_core import train  # noqa: E402
+from zoo_core.config import DEFAULTS  # noqa: E402
+from zoo_core.model import ZooModel  # noqa: E402
+from zoo_core.plugins import get_zoo  # noqa: E402
+from zoo_core.trainer import _amp_dtype, make_optimizer, pick_device  # noqa: E402
+
+
+def step_throughput(backbone: str, size: int, batch: int, amp: bool, channels_last: bool, amp_dtype: str = "auto",
+                    steps: int = 20) -> float:
+    """Images per second of training steps on a fixed batch that is already on the device."""
+    device = pick_device("auto")
+    net = get_zoo().backbones.create(backbone, pretrained=False, image_size=size)
+    model = ZooModel(net, nn.Linear(net.num_features, 4)).to(device)
+    x = torch.randn(batch, *net.data_config.input_size, device=device)
+    y = torch.randint(0, 4, (batch,), device=device)
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    use_amp = amp and device.type == "cuda"
+    dtype = _amp_dtype(amp_dtype) if use_amp else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and dtype == torch.float16)
+    optimizer = make_optimizer(model, {**DEFAULTS, "backbone_lr_mult": 1.0})
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
+            loss = loss_fn(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(3):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - t)
 
 
 def make_folder(root: Path, images: int, size: int = 256) -> Path:
@@ -52,6 +96,11 @@ def main() -> None:
                     ("bf16 AMP + channels_last (default)", dict(amp=True, amp_dtype="bfloat16", channels_last=True)),
                     ("fp16 AMP + scaler + channels_last", dict(amp=True, amp_dtype="float16", channels_last=True))]
     device = torch.cuda.get_device_name() if cuda else "CPU"
+    steps = [(name, step_throughput(args.backbone, args.image_size, args.batch_size, **settings)) for name, settings in configs]
+    print(f"\nmodel step only (batch on the device), {args.backbone} at {args.image_size}px, batch {args.batch_size}, on {device}")
+    print(f"{'configuration':<38} {'img/s':>9} {'vs fp32':>8}")
+    for name, ips in steps:
+        print(f"{name:<38} {ips:>9.1f} {ips / steps[0][1]:>7.2f}x")
     with tempfile.TemporaryDirectory() as tmp:
         data = make_folder(Path(tmp) / "data", args.images)
         rows = []
@@ -61,7 +110,7 @@ def main() -> None:
                            batch_size=args.batch_size, epochs=args.epochs, workers=args.workers, quiet=True, **settings)
             last = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()][-1]
             rows.append((name, args.images / last["seconds"], last["val_loss"]))
-    print(f"\ntraining throughput, {args.backbone} at {args.image_size}px, batch {args.batch_size}, "
+    print(f"\nend to end (zoo_core.train on JPEGs), {args.backbone} at {args.image_size}px, batch {args.batch_size}, "
           f"{args.images} images, on {device}")
     print(f"{'configuration':<38} {'img/s':>9} {'vs fp32':>8} {'val loss':>9}")
     for name, ips, loss in rows:
