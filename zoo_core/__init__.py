@@ -1,19 +1,23 @@
-"""zoo: transfer learning for computer vision, one command per task, extended by plugins."""
+"""zoo: transfer learning for computer vision, one command per task, extended by plugins.
 
-from .hookspecs import hookimpl  # noqa: F401  (plugins: `from zoo_core import hookimpl`)
+For plugins: `from zoo_core import hookimpl, Task, Metrics, DataSplits, DataConfig, Backbone, ZooError`.
+For scripts: `zoo_core.train(...)`, `zoo_core.load_run(...)`, `zoo_core.get_zoo()`.
+"""
+
 from .errors import ZooError  # noqa: F401
-from .components import Backbone, DataConfig, DataSplits, Metrics, Task  # noqa: F401
+from .hookspecs import hookimpl  # noqa: F401
 
 __all__ = ["hookimpl", "ZooError", "Backbone", "DataConfig", "DataSplits", "Metrics", "Task",
            "train", "load_run", "get_zoo"]
 
+# Everything else loads on first use: these pull in torch, and `zoo --help` should not wait for it.
+_LAZY = {"Backbone": "components", "DataConfig": "components", "DataSplits": "components", "Metrics": "components",
+         "Task": "components", "train": "api", "load_run": "api", "Run": "api", "get_zoo": "plugins"}
+
 
 def __getattr__(name):
-    # Lazy: the API imports the trainer, which imports plugins' hookimpl from here.
-    if name in ("train", "load_run", "Run"):
-        from . import api
-        return getattr(api, name)
-    if name == "get_zoo":
-        from .plugins import get_zoo
-        return get_zoo
-    raise AttributeError(name)
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'zoo_core' has no attribute {name!r}")

@@ -12,7 +12,9 @@ each name, and two plugins registering the same name is an error naming both.
 What each factory is called with, and must return (see zoo_core.components for the types):
 
 - dataset   factory(source, *, data_config, seed, val_fraction, augment, **options) -> DataSplits
-            `source` is the user's --data (None for an embedded dataset). Optional extras:
+            `source` is the user's --data (None for an embedded dataset). At evaluation time a
+            `reference_info=` keyword carries the trained model's info (e.g. its classes), so that
+            labels are indexed the way the model learned them. Optional extras:
             matches=callable(source) -> bool, so a task can pick this dataset for a given path;
             recipe={...} hyper-parameters that suit this data (used unless the user overrides).
 - backbone  factory(name, *, pretrained, in_chans=None, **options) -> Backbone
