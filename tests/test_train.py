@@ -263,3 +263,19 @@ def test_device_selection():
             trainer.pick_device("cuda")
     with pytest.raises(ZooError):
         trainer.pick_device("tpu9")
+
+
+def test_cached_features_train_the_head_exactly_as_running_the_frozen_backbone(tmp_path, image_folder):
+    data = str(image_folder())
+    weights = _backbone_weights_file(tmp_path)
+    common = dict(data=data, mode="frozen", augment="none", weights=str(weights), backbone_options={"in_chans": 3},
+                  head="mlp", **{**FAST, "epochs": 3})
+    plain = train("classify", out=str(tmp_path / "plain"), **common)
+    cached = train("classify", out=str(tmp_path / "cached"), cache_features=True, **common)
+    for a, b in zip(metrics_of(plain.run_dir), metrics_of(cached.run_dir)):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+    run = load_run(cached.run_dir, device="cpu")  # the saved model is whole: backbone and head
+    assert run.predict([Path(data) / "red" / "red_0.png"])[0]["label"] in ("red", "green", "blue")
+    with pytest.raises(ZooError, match="needs --mode frozen"):
+        train("classify", data=data, out=str(tmp_path / "x"), cache_features=True, mode="staged", **FAST)

@@ -169,6 +169,8 @@ def _train_options(fn):
         click.option("--patience", type=int, help="Stop after this many epochs without improvement (0: off)."),
         click.option("--image-size", type=int, help="Override the backbone's input size."),
         click.option("--augment", type=click.Choice(["standard", "light", "none"])),
+        click.option("--cache-features/--no-cache-features", default=None,
+                     help="Frozen mode: compute backbone features once, then train only the head on them (no augmentation)."),
         click.option("--val-fraction", type=float, help="Share held out for validation when data has no val split."),
         click.option("--seed", type=int),
         click.option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps."),

@@ -22,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "image_size": None,        # override the backbone's input size
     "augment": "standard",     # standard | light | none
     "val_fraction": 0.2,
+    "cache_features": False,   # frozen mode: run the backbone once per image, then train the head on its features
     # transfer learning
     "mode": "staged",          # frozen | finetune | staged
     "freeze_epochs": 2,        # staged: epochs with the backbone frozen before unfreezing

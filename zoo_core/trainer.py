@@ -29,7 +29,7 @@ from torch import nn
 
 from . import artifacts
 from .backbones import count_parameters, load_weights_into, read_state_dict
-from .components import Task
+from .components import DataSplits, Task
 from .config import load_toml, merge, normalise
 from .errors import ZooError
 from .model import ZooModel, build_model, model_config
@@ -293,6 +293,11 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
         if run_dir.exists() and any(run_dir.iterdir()):
             raise ZooError(f"--out {run_dir}: directory exists and is not empty; pick another or resume it with --resume")
 
+    if cfg["cache_features"]:
+        if cfg["mode"] != "frozen":
+            raise ZooError("--cache-features needs --mode frozen: features can be computed once only if the backbone never changes")
+        cfg["augment"] = "none"  # each image's features are computed once, so there is no augmentation
+
     seed_everything(cfg["seed"])
     device = pick_device(cfg["device"])
 
@@ -328,8 +333,19 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
     # frozen/staged start with the backbone frozen; resuming picks the state back up below
     model.set_backbone_trainable(cfg["mode"] == "finetune")
     optimizer = make_optimizer(model, cfg)
-    train_loader = data_loader(data.train, cfg, device, data, shuffle=True)
-    val_loader = data_loader(data.val, cfg, device, data, shuffle=False)
+    # What each step runs: the whole model, or with cached features only the head.
+    forward: nn.Module = model
+    train_set, val_set = data.train, data.val
+    if cfg["cache_features"]:
+        if model.wants_map:
+            raise ZooError(f"--cache-features stores pooled features; head '{cfg['head']}' needs feature maps")
+        train_set, val_set = (precompute_features(model.backbone, data_loader(d, cfg, device, data, shuffle=False),
+                                                  device, use_amp, amp_dtype, channels_last) for d in (data.train, data.val))
+        forward = model.head
+        data = DataSplits(train_set, val_set, data.info, data.collate, in_memory=True, skipped=data.skipped,
+                          description=data.description + ", backbone features cached")
+    train_loader = data_loader(train_set, cfg, device, data, shuffle=True)
+    val_loader = data_loader(val_set, cfg, device, data, shuffle=False)
     steps_per_epoch = math.ceil(len(train_loader) / cfg["accum_steps"])
     schedule = make_schedule(optimizer, cfg, steps_per_epoch)
 
@@ -399,7 +415,7 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
             for i, (x, y) in enumerate(train_loader):
                 x, y = to_device(x, device, channels_last), to_device(y, device)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    out = model(x)
+                    out = forward(x)
                     loss = loss_fn(out, y)
                 if not torch.isfinite(loss):
                     raise ZooError(f"loss became {loss.item()} at epoch {epoch + 1}; lower --lr or use --clip-grad 1.0")
@@ -420,7 +436,7 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
                 bar.set_postfix_str(f"epoch {epoch + 1}/{cfg['epochs']} loss {loss_sum / n_seen:.4f}")
 
             # --- validate
-            val_loss, val_scores = evaluate(model, val_loader, loss_fn, val_metrics, device, use_amp, amp_dtype, channels_last)
+            val_loss, val_scores = evaluate(forward, val_loader, loss_fn, val_metrics, device, use_amp, amp_dtype, channels_last)
             record = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, n_seen),
                       **{f"train_{k}": v for k, v in train_metrics.compute().items()},
                       "val_loss": val_loss, **{f"val_{k}": v for k, v in val_scores.items()},
@@ -479,6 +495,33 @@ def evaluate(model, loader, loss_fn, metrics, device, use_amp=False, amp_dtype=t
         n += x.shape[0]
         metrics.update(to_float32(out), y)
     return loss_sum / max(1, n), metrics.compute()
+
+
+def _unbatch(obj: Any, n: int) -> list[Any]:
+    """A collated batch of targets back into n per-sample targets (tensors, dicts, lists, tuples)."""
+    if isinstance(obj, torch.Tensor):
+        return list(obj.cpu())
+    if isinstance(obj, dict):
+        parts = {k: _unbatch(v, n) for k, v in obj.items()}
+        return [{k: parts[k][i] for k in obj} for i in range(n)]
+    if isinstance(obj, (list, tuple)) and len(obj) == n:
+        return list(obj)
+    raise TypeError(f"cannot split targets of type {type(obj).__name__} into samples")
+
+
+@torch.no_grad()
+def precompute_features(backbone: nn.Module, loader, device, use_amp, amp_dtype, channels_last) -> list[tuple[Any, Any]]:
+    """(pooled features, target) per image, computed once: a frozen backbone gives the same features
+    every epoch, so the epochs after that cost only the head (the textbook's "features + linear")."""
+    from tqdm import tqdm
+
+    backbone.eval()
+    samples: list[tuple[Any, Any]] = []
+    for x, y in tqdm(loader, desc="caching backbone features", unit="batch", disable=None, leave=False):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            features = backbone(to_device(x, device, channels_last)).float().cpu()
+        samples += zip(features, _unbatch(y, len(features)))
+    return samples
 
 
 def _plot_curves(run_dir: Path) -> None:
