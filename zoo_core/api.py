@@ -17,7 +17,7 @@ from PIL import Image
 
 from .components import DataConfig
 from .config import merge, normalise
-from .data import build_transforms, check_image, find_images, load_image
+from .data import build_transforms, check_image, find_images, load_image, to_mode
 from .errors import ZooError
 from .plugins import get_zoo
 from .trainer import TrainResult, build_data, data_loader, evaluate, infer_dataset, pick_device, rebuild
@@ -69,7 +69,6 @@ class Run:
 
     def _load(self, image: str | Path | Image.Image) -> Image.Image:
         if isinstance(image, Image.Image):
-            from .data import to_mode
             return to_mode(image, self.data_config.channels)
         try:
             return load_image(image, self.data_config.channels)

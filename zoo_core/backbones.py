@@ -4,7 +4,6 @@ of the source material. Also: loading backbone weights from a local file, safely
 from __future__ import annotations
 
 import logging
-import math
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -281,11 +280,3 @@ def count_parameters(module: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in module.parameters())
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     return total, trainable
-
-
-def human(n: float) -> str:
-    for unit in ("", "K", "M", "B"):
-        if abs(n) < 1000:
-            return f"{n:.1f}{unit}" if unit and n != math.floor(n) else f"{int(n)}{unit}"
-        n /= 1000
-    return f"{n:.1f}T"

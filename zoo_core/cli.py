@@ -284,15 +284,13 @@ def export(run: str, fmt: str, out: str | None):
     import torch
 
     from .api import load_run
+    from .artifacts import atomic_write
     from .plugins import get_zoo
 
-    zoo = get_zoo()
-    component = zoo.exporters.get(fmt)
+    component = get_zoo().exporters.get(fmt)
     r = load_run(run, device="cpu")
     path = Path(out) if out else Path(run) / f"model{component.extra.get('suffix', '.' + fmt)}"
     example = torch.zeros(1, *r.data_config.input_size)
-    from .artifacts import atomic_write
-
     atomic_write(path, lambda p: component.factory(r.model, example, p))
     click.echo(f"wrote {path}")
 

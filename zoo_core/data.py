@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -214,7 +213,3 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
         else:
             raise ZooError(f"{p}: no such file or directory")
     return out
-
-
-def log_stderr(msg: str) -> None:
-    print(msg, file=sys.stderr)

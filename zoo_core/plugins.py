@@ -15,6 +15,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .errors import ZooError
 from .registry import KINDS, PLURAL, Component, Registry
 
 ENTRY_POINT_GROUP = "zoo"
@@ -89,7 +90,7 @@ def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> dict[str, Reg
     registries = {kind: Registry(kind) for kind in KINDS}
     for kind in KINDS:
         hook = getattr(pm.hook, f"register_{PLURAL[kind]}")
-        for impl in reversed(hook.get_hookimpls()):  # pluggy stores them last-registered first
+        for impl in hook.get_hookimpls():  # registration order: built-ins first, then plugins by name
             info = by_name[impl.plugin_name]
             if info.error:
                 continue
@@ -100,9 +101,9 @@ def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> dict[str, Reg
 
             try:
                 impl.function(register=register)
+            except ZooError:  # two plugins registering one name: a conflict only the user can resolve
+                raise
             except Exception as e:
-                if type(e).__name__ == "ZooError":  # duplicate names: a conflict the user must resolve
-                    raise
                 info.error = f"{type(e).__name__} in register_{PLURAL[kind]}: {e}"
     return registries
 
