@@ -131,3 +131,27 @@ def test_export(digits_run, tmp_path, fmt):
         x = torch.randn(3, *run.data_config.input_size)
         got = ort.InferenceSession(str(out)).run(None, {"input": x.numpy()})[0]
         np.testing.assert_allclose(got, run.model(x).detach().numpy(), rtol=1e-3, atol=1e-5)
+
+
+def test_a_real_ctrl_c_exits_130_with_a_resumable_run(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "zoo_core.cli", "train", "classify", "--epochs", "100", "--out", str(run)],
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = []
+    for line in proc.stderr:  # wait until one epoch is done
+        lines.append(line)
+        if line.startswith("epoch 1/100"):
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert "Traceback" not in rest and f"zoo train --resume {run}" in rest
+    assert json.loads((run / "config.json").read_text())["status"] == "interrupted"
+    res = zoo("train", "--resume", str(run), "--epochs", "3", "-q")  # continues from the saved epoch
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "config.json").read_text())["status"] == "completed"
