@@ -106,8 +106,9 @@ def to_device(obj: Any, device: torch.device, channels_last: bool = False) -> An
 
 
 def to_float32(obj: Any) -> Any:
-    """Outputs computed under autocast, back to float32 for metrics."""
+    """Outputs for metrics: detached from the graph, and float32 again if computed under autocast."""
     if isinstance(obj, torch.Tensor):
+        obj = obj.detach()
         return obj.float() if obj.is_floating_point() else obj
     if isinstance(obj, dict):
         return {k: to_float32(v) for k, v in obj.items()}
@@ -431,7 +432,7 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
                 batch = x.shape[0]
                 loss_sum += loss.item() * batch
                 n_seen += batch
-                train_metrics.update(to_float32(out.detach() if isinstance(out, torch.Tensor) else out), y)
+                train_metrics.update(to_float32(out), y)
                 bar.update(1)
                 bar.set_postfix_str(f"epoch {epoch + 1}/{cfg['epochs']} loss {loss_sum / n_seen:.4f}")
 
