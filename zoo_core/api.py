@@ -17,7 +17,7 @@ from PIL import Image
 
 from .components import DataConfig
 from .config import merge, normalise
-from .data import build_transforms, check_image, find_images, load_image, to_mode
+from .data import build_transforms, find_images, load_image, scan_images, to_mode
 from .errors import ZooError
 from .plugins import get_zoo
 from .trainer import TrainResult, build_data, data_loader, evaluate, infer_dataset, pick_device, rebuild
@@ -60,11 +60,7 @@ class Run:
 
     def predict_paths(self, paths: Iterable[str | Path], top_k: int = 5) -> tuple[list[dict], list[tuple[str, str]]]:
         """Predictions for files and folders (searched recursively); unreadable files are skipped and returned."""
-        files = find_images(paths)
-        good, skipped = [], []
-        for f in files:
-            reason = check_image(f)
-            (skipped.append((str(f), reason)) if reason else good.append(f))
+        good, skipped = scan_images(find_images(paths))
         return (self.predict(good, top_k=top_k) if good else []), skipped
 
     def _load(self, image: str | Path | Image.Image) -> Image.Image:

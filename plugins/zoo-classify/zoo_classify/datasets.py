@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 from zoo_core import DataConfig, DataSplits, ZooError
-from zoo_core.data import ImageDataset, build_transforms, is_image_file, scan_images, stratified_split
+from zoo_core.data import ImageDataset, build_transforms, find_images, scan_images, stratified_split
 
 LAYOUT_HINT = "expected DIR/<class>/*.jpg, or DIR/train/<class>/ and DIR/val/<class>/"
 
@@ -76,11 +76,7 @@ def is_folder(source: str) -> bool:
 
 
 def _class_folders(root: Path) -> dict[str, list[Path]]:
-    out = {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(f for f in d.rglob("*") if f.is_file() and is_image_file(f))
-        out[d.name] = files
-    return out
+    return {d.name: find_images([d]) for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))}
 
 
 def _folder_items(classes: list[str], by_class: dict[str, list[Path]]) -> tuple[list, list]:
