@@ -63,13 +63,11 @@ class Run:
         good, skipped = scan_images(find_images(paths))
         return (self.predict(good, top_k=top_k) if good else []), skipped
 
+    def format_prediction(self, prediction: dict[str, Any]) -> str:
+        return self.task.format_prediction(prediction)
+
     def _load(self, image: str | Path | Image.Image) -> Image.Image:
-        if isinstance(image, Image.Image):
-            return to_mode(image, self.data_config.channels)
-        try:
-            return load_image(image, self.data_config.channels)
-        except Exception as e:
-            raise ZooError(f"{image}: cannot read image ({type(e).__name__})") from None
+        return _load(image, self.data_config.channels)
 
     def evaluate(self, data: str | Path, dataset: str | None = None, batch_size: int = 64, workers: int = -1):
         """Metrics of the model on labelled data (a val/ folder if the data has train/ and val/).
@@ -91,3 +89,86 @@ class Run:
 
 def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> Run:
     return Run(run_dir, which=which, device=device)
+
+
+def format_top(prediction: dict[str, Any]) -> str:
+    return "  ".join(f"{t['label']} {t['probability']:.3f}" for t in prediction["top"])
+
+
+class Pretrained:
+    """A backbone as it was pretrained, with its own classifier and classes: the first step of the
+    textbook (load VGG16, show it a cat, get 'tabby'). `zoo predict efficientnet_lite0 cat.jpg`."""
+
+    def __init__(self, backbone: str, device: str = "auto", image_size: int | None = None):
+        self.name = backbone
+        self.backbone = get_zoo().backbones.create(backbone, pretrained=True, image_size=image_size)
+        kept = self.backbone.pretrained_classifier()
+        if kept is None:
+            raise ZooError(f"backbone '{backbone}' has no pretrained classifier to predict with; train a head on it: "
+                           f"zoo train classify --backbone {backbone} --data DIR")
+        self.classifier, self.labels, self.label_ids = kept
+        self.data_config = self.backbone.data_config
+        _, self.transform = build_transforms(self.data_config, "none")
+        self.device = pick_device(device)
+        self.backbone.to(self.device).eval()
+        self.classifier.to(self.device).eval()
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.backbone(x.to(self.device)))
+
+    @torch.no_grad()
+    def predict(self, images: Iterable[str | Path | Image.Image], top_k: int = 5, batch_size: int = 32) -> list[dict[str, Any]]:
+        images = list(images)
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            x = torch.stack([self.transform(_load(im, self.data_config.channels)) for im in chunk])
+            probs = self.logits(x).float().softmax(dim=1)
+            values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
+            for im, val, idx in zip(chunk, values, indices):
+                top = [{"label": self.labels[int(i)], "probability": round(float(v), 6),
+                        **({"id": self.label_ids[int(i)]} if self.label_ids else {})} for v, i in zip(val, idx)]
+                out.append({"image": str(im) if not isinstance(im, Image.Image) else "<PIL image>",
+                            "label": top[0]["label"], "probability": top[0]["probability"], "top": top})
+        return out
+
+    def predict_paths(self, paths: Iterable[str | Path], top_k: int = 5) -> tuple[list[dict], list[tuple[str, str]]]:
+        good, skipped = scan_images(find_images(paths))
+        return (self.predict(good, top_k=top_k) if good else []), skipped
+
+    def format_prediction(self, prediction: dict[str, Any]) -> str:
+        return format_top(prediction)
+
+
+def _load(image: str | Path | Image.Image, channels: int) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return to_mode(image, channels)
+    try:
+        return load_image(image, channels)
+    except Exception as e:
+        raise ZooError(f"{image}: cannot read image ({type(e).__name__})") from None
+
+
+def resolve_target(target: str) -> tuple[str, Any]:
+    """What `zoo predict/inspect TARGET` means: ("run", Path) for a run directory, ("backbone", name)
+    for a registered backbone. A directory wins over a backbone of the same name."""
+    path = Path(target)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ZooError(f"{target}: not a zoo run directory (no config.json)")
+        return "run", path
+    backbones = get_zoo().backbones
+    if target in backbones:
+        return "backbone", target
+    if path.exists():
+        raise ZooError(f"{target}: a file, not a run directory or a backbone name")
+    from .errors import did_you_mean
+
+    raise ZooError(f"'{target}' is neither a run directory nor a backbone{did_you_mean(target, backbones.names())}; "
+                   "zoo list shows backbones")
+
+
+def load_pretrained(backbone: str, device: str = "auto") -> Pretrained:
+    """A pretrained backbone with its original classifier: load_pretrained("efficientnet_lite0").predict(["cat.jpg"])."""
+    return Pretrained(backbone, device=device)

@@ -24,6 +24,15 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def cache_dir(*parts: str) -> Path:
+    """A folder for files derived once and reused (e.g. weights converted to safetensors):
+    $ZOO_CACHE, else $XDG_CACHE_HOME/zoo, else ~/.cache/zoo. Created on first use."""
+    root = os.environ.get("ZOO_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zoo"
+    path = Path(root, *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, default=str) + "\n"))
 

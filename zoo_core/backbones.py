@@ -51,7 +51,8 @@ class TimmBackbone(Backbone):
         import timm
         from timm.data import resolve_data_config
 
-        kwargs: dict[str, Any] = dict(num_classes=0, **options)
+        # Pretrained models keep their classifier for a moment, to hand it to set_pretrained_classifier.
+        kwargs: dict[str, Any] = dict(options) if pretrained else dict(num_classes=0, **options)
         if in_chans:
             kwargs["in_chans"] = in_chans
         if pretrained:
@@ -76,6 +77,8 @@ class TimmBackbone(Backbone):
             if not pretrained:
                 raise
             raise ZooError(f"could not load pretrained weights for '{name}' ({type(e).__name__}); {OFFLINE_ALTERNATIVES}") from None
+        if pretrained and getattr(self.model, "num_classes", 0):
+            self._keep_imagenet_classifier()
         self.num_features = self.model.num_features
         dc = resolve_data_config({}, model=self.model)
         self.data_config = _with_image_size(
@@ -84,11 +87,29 @@ class TimmBackbone(Backbone):
         tag = getattr(self.model, "pretrained_cfg", {}).get("hf_hub_id") or name
         self.pretrained_source = f"hf-hub:{tag}" if pretrained else "none"
 
+    def _keep_imagenet_classifier(self) -> None:
+        """Set the ImageNet classifier aside (with timm's class names) and drop it from the model."""
+        from timm.data import ImageNetInfo, infer_imagenet_subset
+
+        classifier = self.model.get_classifier()
+        subset = infer_imagenet_subset(self.model)
+        if isinstance(classifier, nn.Linear) and subset:
+            info = ImageNetInfo(subset)
+            ids = info.label_names()
+            if len(ids) == classifier.out_features:
+                self.set_pretrained_classifier(classifier, [short_label(info.index_to_description(i)) for i in range(len(ids))], ids)
+        self.model.reset_classifier(0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)  # num_classes=0: timm returns pooled pre-logits features
 
     def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward_features(x)
+
+
+def short_label(description: str) -> str:
+    """'tabby, tabby cat' -> 'tabby': WordNet lists synonyms; the first is the usual name."""
+    return description.split(",")[0].strip()
 
 
 def timm_names() -> list[str]:

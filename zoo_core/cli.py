@@ -239,19 +239,21 @@ def eval_cmd(run: str, data: str, dataset: str | None, device: str, report_dir: 
 
 
 @main.command()
-@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.argument("target", metavar="RUN|BACKBONE")
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("-k", "--top-k", default=3, show_default=True, help="How many classes to show per image.")
 @click.option("--device", default="auto")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--draw", type=click.Path(dir_okay=False), help="Also draw the images with their predictions into this PNG.")
 @friendly
-def predict(run: str, images: tuple[str, ...], top_k: int, device: str, as_json: bool, draw: str | None):
-    """Predict IMAGES (files or folders) with a trained RUN."""
-    from .api import load_run
+def predict(target: str, images: tuple[str, ...], top_k: int, device: str, as_json: bool, draw: str | None):
+    """Predict IMAGES (files or folders) with a trained RUN, or with a pretrained BACKBONE and the
+    classifier it was trained with (ImageNet classes: zoo predict efficientnet_lite0 cat.jpg)."""
+    from .api import Pretrained, load_run, resolve_target
 
-    r = load_run(run, device=device)
-    results, skipped = r.predict_paths(images, top_k=top_k)
+    kind, what = resolve_target(target)
+    predictor = load_run(what, device=device) if kind == "run" else Pretrained(what, device=device)
+    results, skipped = predictor.predict_paths(images, top_k=top_k)
     for path, reason in skipped:
         click.echo(f"skipped {path}: {reason}", err=True)
     if not results:
@@ -262,14 +264,80 @@ def predict(run: str, images: tuple[str, ...], top_k: int, device: str, as_json:
 
         shown = results[:48]
         draw_predictions([load_image(p["image"]) for p in shown],
-                         [f"{Path(p['image']).name}\n{r.task.format_prediction({**p, 'top': p.get('top', [])[:1]})}"
+                         [f"{Path(p['image']).name}\n{predictor.format_prediction({**p, 'top': p.get('top', [])[:1]})}"
                           if "top" in p else Path(p["image"]).name for p in shown], Path(draw))
         click.echo(f"drew {len(shown)} prediction(s) into {draw}", err=True)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
     for p in results:
-        click.echo(f"{p['image']}: {r.task.format_prediction(p)}")
+        click.echo(f"{p['image']}: {predictor.format_prediction(p)}")
+
+
+# -------------------------------------------------------------------------------------------- inspect
+
+@main.command("inspect")
+@click.argument("target", metavar="RUN|BACKBONE")
+@click.option("--depth", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Levels of modules to expand (a container holding one module is not a level).")
+@click.option("--mode", type=click.Choice(["frozen", "finetune"]),
+              help="Show the backbone frozen, or everything trainable (default: a run as it ended, a backbone as created).")
+@click.option("--image-size", type=click.IntRange(min=1), help="Input size to trace the shapes with (default: the model's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows and totals as JSON.")
+@click.option("--feature-maps", "image", type=click.Path(dir_okay=False),
+              help="Also draw what layers make of this image (its feature maps) into a PNG.")
+@click.option("--layers", help="Layers for --feature-maps, comma-separated: a name or its unique ending (blocks.2); "
+                               "default: 4 from shallow to deep.")
+@click.option("--channels", type=click.IntRange(min=1), default=16, show_default=True,
+              help="--feature-maps: the most active channels drawn per layer.")
+@click.option("--no-pretrained", is_flag=True, help="--feature-maps of a BACKBONE with random weights, not its pretrained ones.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False),
+              help="PNG for --feature-maps (default: <image stem>-feature-maps.png here).")
+@click.option("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
+@friendly
+def inspect_cmd(target: str, depth: int, mode: str | None, image_size: int | None, as_json: bool, image: str | None,
+                layers: str | None, channels: int, no_pretrained: bool, out: str | None, device: str):
+    """Layers of a trained RUN or a BACKBONE with their output shapes and trainable and frozen
+    parameters (like Keras' model.summary()); with --feature-maps IMAGE, also draw what chosen
+    layers see in the image."""
+    from .summary import (
+        default_layers,
+        feature_maps,
+        find_layer,
+        format_table,
+        load_target,
+        summarise,
+    )
+    from .trainer import pick_device
+
+    if (layers or out) and not image:
+        raise ZooError("--layers and --out go with --feature-maps IMAGE")
+    # Weights change no shape or count: a backbone loads its pretrained ones only to draw feature maps.
+    t = load_target(target, mode=mode, image_size=image_size, pretrained=bool(image) and not no_pretrained)
+    t.model.to(pick_device(device))
+    summary = summarise(t.model, t.data_config.input_size, depth)
+    result: dict[str, Any] = {"target": target, "kind": t.kind, "mode": t.mode, **summary.to_dict()}
+    if image:
+        from .plots import plot_feature_maps
+
+        # by default from the rows shown; from all of them when --depth hides every feature map
+        wanted = ([s.strip() for s in layers.split(",") if s.strip()] if layers else default_layers(summary)
+                  or default_layers(summarise(t.model, t.data_config.input_size, depth=1_000)))
+        if not wanted:
+            raise ZooError("no layer gives a feature map larger than 1x1 to draw")
+        names = list(dict.fromkeys(find_layer(t.model, w, [r.name for r in summary.rows]) for w in wanted))
+        shown, maps = feature_maps(t.model, t.data_config, image, names)
+        path = Path(out) if out else Path(f"{Path(image).stem}-feature-maps.png")
+        plot_feature_maps(shown, maps, path, channels=channels)
+        result["feature_maps"] = {"image": image, "path": str(path),
+                                  "layers": [{"name": n, "shape": list(m.shape)} for n, m in maps.items()]}
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(t.title)
+        click.echo(format_table(summary))
+    if image:
+        click.echo(f"wrote {path} (feature maps of {', '.join(maps)})", err=as_json)
 
 
 # --------------------------------------------------------------------------------------------- export

@@ -63,6 +63,19 @@ class Backbone(nn.Module):
     def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         raise TypeError(f"{type(self).__name__} has no spatial feature map")
 
+    def set_pretrained_classifier(self, classifier: nn.Module, labels: list[str],
+                                  label_ids: list[str] | None = None) -> None:
+        """Keep the classifier the weights were trained with (e.g. ImageNet's 1000 classes), mapping
+        forward()'s features to logits, for `zoo predict BACKBONE`. It is kept outside the module tree
+        on purpose: transfer models never train, save or count it."""
+        if len(labels) != getattr(classifier, "out_features", len(labels)):
+            raise ValueError(f"{len(labels)} labels for a classifier with {classifier.out_features} outputs")
+        self.__dict__["_pretrained_classifier"] = (classifier.eval(), list(labels), list(label_ids or []))
+
+    def pretrained_classifier(self) -> tuple[nn.Module, list[str], list[str]] | None:
+        """(classifier, class names, class ids such as WordNet synsets), or None when the backbone has none."""
+        return self.__dict__.get("_pretrained_classifier")
+
 
 class Metrics(ABC):
     """Accumulates outputs and targets over an epoch. compute() gives scalar metrics (JSON-able)."""

@@ -136,7 +136,7 @@ AUGMENTATIONS = ("standard", "light", "none")
 def build_transforms(dc: DataConfig, augment: str = "standard") -> tuple[Callable, Callable]:
     """(train, eval) transforms from a backbone's data config, timm's way.
 
-    eval: resize to size/crop_pct, center crop; train: 'standard' = random resized crop + horizontal flip
+    eval: shorter side to size/crop_pct, center crop; train: 'standard' = random resized crop + horizontal flip
     (photos), 'light' = small shifts/rotations and no flip (digits, text: flipping changes the label),
     'none' = the eval transform."""
     if augment not in AUGMENTATIONS:
@@ -144,7 +144,9 @@ def build_transforms(dc: DataConfig, augment: str = "standard") -> tuple[Callabl
     _, h, w = dc.input_size
     interp = _INTERPOLATION.get(dc.interpolation, T.InterpolationMode.BILINEAR)
     finish = [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(dc.mean, dc.std)]
-    scale_size = (int(h / dc.crop_pct), int(w / dc.crop_pct))
+    # As timm evaluates ImageNet models: the shorter side to size/crop_pct, keeping the aspect ratio
+    # (squashing a 3:2 photo to a square distorts what the pretrained filters see), then the centre crop.
+    scale_size = int(h / dc.crop_pct) if h == w else (int(h / dc.crop_pct), int(w / dc.crop_pct))
     eval_tf = T.Compose([T.Resize(scale_size, interpolation=interp, antialias=True), T.CenterCrop((h, w)), *finish])
     if augment == "standard":
         train_tf = T.Compose([T.RandomResizedCrop((h, w), scale=(0.25, 1.0), interpolation=interp, antialias=True),

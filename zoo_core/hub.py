@@ -13,7 +13,7 @@ from .errors import ZooError
 
 OFFLINE_ALTERNATIVES = ("use --weights FILE (a .safetensors, or a .pth loaded with weights_only=True), "
                         "--no-pretrained to train from random initialisation, or a backbone whose weights "
-                        "are installed locally")
+                        "are installed locally (efficientnet_lite0, from the zoo-efficientnet-lite plugin)")
 
 
 def hf_endpoint() -> str:

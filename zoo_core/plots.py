@@ -91,3 +91,35 @@ def draw_predictions(images: Sequence[Any], captions: Sequence[str], path: Path,
         ax.set_title(cap, fontsize=8, color={True: "green", False: "red"}.get(ok, "black"))
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_feature_maps(image: Any, maps: dict[str, Any], path: Path, channels: int = 16, columns: int = 8) -> Path:
+    """The input image as the model sees it (resized, cropped), then for each layer its `channels` most
+    active channels (highest mean activation), `columns` to a row: the textbook's "visualising
+    intermediate activations". `maps` holds one (C, H, W) tensor per layer name, shallow to deep."""
+    import math
+
+    plt = _pyplot()
+    blocks = []
+    for name, fmap in maps.items():
+        fmap = fmap.detach().float().cpu()
+        top = fmap.mean(dim=(1, 2)).argsort(descending=True)[:channels].tolist()
+        blocks.append((name, tuple(fmap.shape), [(i, fmap[i].numpy()) for i in top]))
+    cell = 1.3
+    heights = [2.4] + [math.ceil(len(chs) / columns) * cell + 0.4 for _, _, chs in blocks]
+    fig = plt.figure(figsize=(columns * cell, sum(heights)))
+    subfigs = fig.subfigures(len(heights), 1, height_ratios=heights, squeeze=False)[:, 0]
+    ax = subfigs[0].subplots()
+    ax.imshow(image, cmap="gray" if getattr(image, "ndim", 3) == 2 or getattr(image, "mode", "") == "L" else None)
+    ax.set_title("input", fontsize=9)
+    ax.axis("off")
+    for sub, (name, shape, chs) in zip(subfigs[1:], blocks):
+        sub.suptitle(f"{name}  {'x'.join(map(str, shape))} (C x H x W), {len(chs)} most active channels",
+                     fontsize=9, x=0.01, ha="left")
+        axes = sub.subplots(math.ceil(len(chs) / columns), columns, squeeze=False)
+        for a in axes.flat:
+            a.axis("off")
+        for a, (i, arr) in zip(axes.flat, chs):
+            a.imshow(arr, cmap="viridis")
+            a.set_title(f"ch {i}", fontsize=7)
+    return _save(fig, path)

@@ -219,9 +219,18 @@ def _resolve(task_name: str, task: Task, zoo, file_layer: dict, flag_layer: dict
     dataset = pre["dataset"] or infer_dataset(task, zoo, pre["data"])
     component = zoo.datasets.get(dataset)
     recipe = normalise(component.extra.get("recipe", {}), f"dataset '{dataset}' recipe")
+    chosen = flag_layer.get("backbone") or file_layer.get("backbone")
+    if "backbone" in recipe and chosen and chosen != recipe["backbone"]:
+        # A recipe is tuned for its own backbone (digits: a small CNN from scratch, lr 3e-3, no pretraining);
+        # with another backbone only its facts about the data still hold, the task's defaults do the rest.
+        recipe = {k: v for k, v in recipe.items() if k in DATA_SETTINGS}
     cfg = merge(task_layer, recipe, file_layer, flag_layer)
     cfg["dataset"] = dataset
     return cfg
+
+
+# Recipe settings about the data rather than the model (digits must not be flipped, whatever the backbone).
+DATA_SETTINGS = {"augment", "val_fraction", "dataset_options"}
 
 
 def infer_dataset(task: Task, zoo, data: str | None) -> str:
