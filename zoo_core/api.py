@@ -17,7 +17,7 @@ from PIL import Image
 
 from .components import DataConfig
 from .config import merge, normalise
-from .data import build_transforms, find_images, load_image, scan_images, to_mode
+from .data import build_transforms, find_images, open_image, scan_images
 from .errors import ZooError
 from .plugins import get_zoo
 from .trainer import TrainResult, build_data, data_loader, evaluate, infer_dataset, pick_device, rebuild
@@ -29,7 +29,34 @@ def train(task: str, **settings: Any) -> TrainResult:
     return _train(task, **settings)
 
 
-class Run:
+class _Predictor:
+    """Batching, loading and naming shared by a trained run and a pretrained backbone; a subclass
+    sets data_config, transform and device, and turns one batch into predictions."""
+
+    data_config: DataConfig
+
+    def _predict_batch(self, x: torch.Tensor, top_k: int) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, images: Iterable[str | Path | Image.Image], top_k: int = 5, batch_size: int = 32) -> list[dict[str, Any]]:
+        """One prediction per image (paths or PIL images), in order. Unreadable files raise ZooError."""
+        images = list(images)
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            x = torch.stack([self.transform(open_image(im, self.data_config.channels)) for im in chunk]).to(self.device)
+            for im, p in zip(chunk, self._predict_batch(x, top_k)):
+                out.append({"image": str(im) if not isinstance(im, Image.Image) else "<PIL image>", **p})
+        return out
+
+    def predict_paths(self, paths: Iterable[str | Path], top_k: int = 5) -> tuple[list[dict], list[tuple[str, str]]]:
+        """Predictions for files and folders (searched recursively); unreadable files are skipped and returned."""
+        good, skipped = scan_images(find_images(paths))
+        return (self.predict(good, top_k=top_k) if good else []), skipped
+
+
+class Run(_Predictor):
     """A trained run, rebuilt from its directory: config.json + best.safetensors."""
 
     def __init__(self, run_dir: str | Path, which: str = "best", device: str = "auto"):
@@ -45,29 +72,11 @@ class Run:
     def classes(self) -> list[str] | None:
         return self.info.get("classes")
 
-    @torch.no_grad()
-    def predict(self, images: Iterable[str | Path | Image.Image], top_k: int = 5, batch_size: int = 32) -> list[dict[str, Any]]:
-        """One prediction per image (paths or PIL images), in order. Unreadable files raise ZooError."""
-        images = list(images)
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
-            x = torch.stack([self.transform(self._load(im)) for im in chunk]).to(self.device)
-            preds = self.task.predict(self.model(x), self.info, top_k=top_k)
-            for im, p in zip(chunk, preds):
-                out.append({"image": str(im) if not isinstance(im, Image.Image) else "<PIL image>", **p})
-        return out
-
-    def predict_paths(self, paths: Iterable[str | Path], top_k: int = 5) -> tuple[list[dict], list[tuple[str, str]]]:
-        """Predictions for files and folders (searched recursively); unreadable files are skipped and returned."""
-        good, skipped = scan_images(find_images(paths))
-        return (self.predict(good, top_k=top_k) if good else []), skipped
+    def _predict_batch(self, x: torch.Tensor, top_k: int) -> list[dict[str, Any]]:
+        return self.task.predict(self.model(x), self.info, top_k=top_k)
 
     def format_prediction(self, prediction: dict[str, Any]) -> str:
         return self.task.format_prediction(prediction)
-
-    def _load(self, image: str | Path | Image.Image) -> Image.Image:
-        return _load(image, self.data_config.channels)
 
     def evaluate(self, data: str | Path, dataset: str | None = None, batch_size: int = 64, workers: int = -1):
         """Metrics of the model on labelled data (a val/ folder if the data has train/ and val/).
@@ -95,7 +104,7 @@ def format_top(prediction: dict[str, Any]) -> str:
     return "  ".join(f"{t['label']} {t['probability']:.3f}" for t in prediction["top"])
 
 
-class Pretrained:
+class Pretrained(_Predictor):
     """A backbone as it was pretrained, with its own classifier and classes: the first step of the
     textbook (load VGG16, show it a cat, get 'tabby'). `zoo predict efficientnet_lite0 cat.jpg`."""
 
@@ -117,37 +126,18 @@ class Pretrained:
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.backbone(x.to(self.device)))
 
-    @torch.no_grad()
-    def predict(self, images: Iterable[str | Path | Image.Image], top_k: int = 5, batch_size: int = 32) -> list[dict[str, Any]]:
-        images = list(images)
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
-            x = torch.stack([self.transform(_load(im, self.data_config.channels)) for im in chunk])
-            probs = self.logits(x).float().softmax(dim=1)
-            values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
-            for im, val, idx in zip(chunk, values, indices):
-                top = [{"label": self.labels[int(i)], "probability": round(float(v), 6),
-                        **({"id": self.label_ids[int(i)]} if self.label_ids else {})} for v, i in zip(val, idx)]
-                out.append({"image": str(im) if not isinstance(im, Image.Image) else "<PIL image>",
-                            "label": top[0]["label"], "probability": top[0]["probability"], "top": top})
+    def _predict_batch(self, x: torch.Tensor, top_k: int) -> list[dict[str, Any]]:
+        probs = self.logits(x).float().softmax(dim=1)
+        values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
+        out = []
+        for val, idx in zip(values, indices):
+            top = [{"label": self.labels[int(i)], "probability": round(float(v), 6),
+                    **({"id": self.label_ids[int(i)]} if self.label_ids else {})} for v, i in zip(val, idx)]
+            out.append({"label": top[0]["label"], "probability": top[0]["probability"], "top": top})
         return out
-
-    def predict_paths(self, paths: Iterable[str | Path], top_k: int = 5) -> tuple[list[dict], list[tuple[str, str]]]:
-        good, skipped = scan_images(find_images(paths))
-        return (self.predict(good, top_k=top_k) if good else []), skipped
 
     def format_prediction(self, prediction: dict[str, Any]) -> str:
         return format_top(prediction)
-
-
-def _load(image: str | Path | Image.Image, channels: int) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return to_mode(image, channels)
-    try:
-        return load_image(image, channels)
-    except Exception as e:
-        raise ZooError(f"{image}: cannot read image ({type(e).__name__})") from None
 
 
 def resolve_target(target: str) -> tuple[str, Any]:

@@ -91,6 +91,18 @@ def load_image(path: str | Path, channels: int = 3) -> Image.Image:
             return to_mode(img, channels)
 
 
+def open_image(image: str | Path | Image.Image, channels: int = 3) -> Image.Image:
+    """A path or PIL image in the mode the model wants; a file that cannot be read is a one-line ZooError."""
+    if isinstance(image, Image.Image):
+        return to_mode(image, channels)
+    try:
+        return load_image(image, channels)
+    except FileNotFoundError:
+        raise ZooError(f"{image}: no such file") from None
+    except Exception as e:  # whatever PIL raises for it, the file is the problem
+        raise ZooError(f"{image}: cannot read image ({type(e).__name__})") from None
+
+
 def check_image(path: Path) -> str | None:
     """None when `path` decodes completely, else why it does not (zero bytes, truncated, not an image)."""
     try:

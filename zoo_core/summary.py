@@ -278,15 +278,9 @@ def feature_maps(model: nn.Module, data_config: DataConfig, image: str | Path,
                  layers: list[str]) -> tuple[Any, dict[str, torch.Tensor]]:
     """(the image as the model sees it, resized and cropped, as an H x W [x 3] array in 0..1;
     {layer: its (C, H, W) feature map}) for one image file."""
-    from .data import build_transforms, load_image
+    from .data import build_transforms, open_image
 
-    try:
-        img = load_image(image, data_config.channels)
-    except FileNotFoundError:
-        raise ZooError(f"{image}: no such file") from None
-    except Exception as e:  # noqa: BLE001 - whatever PIL raises for it, the file is the problem
-        raise ZooError(f"{image}: cannot read image ({type(e).__name__})") from None
-    x = build_transforms(data_config, "none")[1](img)
+    x = build_transforms(data_config, "none")[1](open_image(image, data_config.channels))
     maps = capture(model, x.unsqueeze(0), layers)
     mean = torch.tensor(data_config.mean).view(-1, 1, 1)
     std = torch.tensor(data_config.std).view(-1, 1, 1)
