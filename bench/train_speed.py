@@ -26,29 +26,29 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from zoo_core import train  # noqa: E402
 from zoo_core.config import DEFAULTS  # noqa: E402
+from zoo_core.device import Machine  # noqa: E402
 from zoo_core.model import ZooModel  # noqa: E402
 from zoo_core.plugins import get_zoo  # noqa: E402
-from zoo_core.trainer import _amp_dtype, make_optimizer, pick_device  # noqa: E402
+from zoo_core.trainer import make_optimizer  # noqa: E402
 
 
 def step_throughput(backbone: str, size: int, batch: int, amp: bool, channels_last: bool, amp_dtype: str = "auto",
                     steps: int = 20) -> float:
     """Images per second of training steps on a fixed batch that is already on the device."""
-    device = pick_device("auto")
+    machine = Machine.from_config({**DEFAULTS, "amp": amp, "amp_dtype": amp_dtype, "channels_last": channels_last})
+    device = machine.device
     net = get_zoo().backbones.create(backbone, pretrained=False, image_size=size)
-    model = ZooModel(net, nn.Linear(net.num_features, 4)).to(device)
+    model = machine.prepare(ZooModel(net, nn.Linear(net.num_features, 4)))
     x = torch.randn(batch, *net.data_config.input_size, device=device)
     y = torch.randint(0, 4, (batch,), device=device)
-    if channels_last:
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    use_amp = amp and device.type == "cuda"
-    dtype = _amp_dtype(amp_dtype) if use_amp else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and dtype == torch.float16)
-    optimizer = make_optimizer(model, {**DEFAULTS, "backbone_lr_mult": 1.0})
+    if machine.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    scaler = machine.grad_scaler()
+    optimizer = make_optimizer([{"params": list(model.parameters())}], DEFAULTS)
     loss_fn = nn.CrossEntropyLoss()
 
     def step():
-        with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
+        with machine.autocast():
             loss = loss_fn(model(x), y)
         scaler.scale(loss).backward()
         scaler.step(optimizer)

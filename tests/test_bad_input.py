@@ -197,7 +197,7 @@ def test_csv_with_a_header_and_no_rows(in_tmp):
 
 
 @pytest.mark.parametrize("header,missing,found", [
-    ("file_name,label", "path", "file_name, label"),
+    ("picture,label", "path", "picture, label"),  # file_name is a path column now (COCO uses it)
     ("path,species", "label", "path, species"),
 ])
 def test_csv_missing_a_column_names_the_file_and_the_columns_found(in_tmp, header, missing, found):
@@ -226,7 +226,7 @@ def test_csv_whose_images_are_all_missing(in_tmp):
     ("[head\nname = 'mlp'\n", "not valid TOML"),
     ("epoch = 3\n", "unknown setting 'epoch' (did you mean: epochs"),
     ("[head]\nname = 'mlp'\n[trainer]\nlr = 0.1\n", "unknown setting 'trainer'"),
-    ("epochs = 'many'\n", "'epochs' must be int"),
+    ("epochs = 'many'\n", "'epochs' must be an integer"),
 ])
 def test_bad_config_toml(in_tmp, text, expected):
     make_folder(in_tmp / "data")
@@ -246,7 +246,7 @@ def test_missing_config_file(in_tmp):
     ("epochs", "expected key=value"),
     ("=3", "expected key=value"),
     ("optimiser.lr=0.1", "'optimiser' is not one of"),
-    ("epochs=abc", "'epochs' must be int"),
+    ("epochs=abc", "'epochs' must be an integer"),
     ("epoch=3", "did you mean: epochs"),
 ])
 def test_bad_set(in_tmp, item, expected):
@@ -299,10 +299,10 @@ def test_failing_commands_leave_an_existing_run_untouched(tiny_run, tmp_path, mo
 
     # a train that would succeed, pointed at the run: refused, not overwritten or merged into
     line = cli_error("train", "classify", "--data", str(data), *TINY, "--out", str(run))
-    assert str(run) in line and "not empty" in line and "--resume" in line
+    assert str(run) in line and "not an empty directory" in line and "--resume" in line
     # in a real process too
     proc = run_zoo("train", "classify", "--data", str(data), *TINY, "--out", str(run), cwd=tmp_path)
-    assert "not empty" in one_line_error(proc.returncode, proc.stderr)
+    assert "not an empty directory" in one_line_error(proc.returncode, proc.stderr)
     # trains that fail for other reasons, with --out at the run
     for args in (["--data", str(tmp_path / "one")], ["--data", str(tmp_path / "bad.csv")],
                  ["--data", str(data), "--backbone", "cnn3"], ["--data", str(data), "--set", "epochs"],

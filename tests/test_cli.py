@@ -129,8 +129,12 @@ def test_export(digits_run, tmp_path, fmt):
 
         run = load_run(digits_run, device="cpu")
         x = torch.randn(3, *run.data_config.input_size)
-        got = ort.InferenceSession(str(out)).run(None, {"input": x.numpy()})[0]
-        np.testing.assert_allclose(got, run.model(x).detach().numpy(), rtol=1e-3, atol=1e-5)
+        session = ort.InferenceSession(str(out))
+        assert [o.name for o in session.get_outputs()] == ["probabilities"]  # the task's deployment output
+        got = session.run(None, {"input": x.numpy()})[0]
+        expected = torch.softmax(run.model(x), dim=1).detach().numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_a_real_ctrl_c_exits_130_with_a_resumable_run(tmp_path):

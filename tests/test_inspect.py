@@ -119,7 +119,7 @@ def test_frozen_run_trains_only_its_head(frozen_run):
     res = zoo("inspect", str(frozen_run), "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    from zoo_core.trainer import rebuild
+    from zoo_core.rundir import rebuild
 
     model, _, _ = rebuild(frozen_run)
     head = sum(p.numel() for p in model.head.parameters())
@@ -222,7 +222,7 @@ def test_unreadable_image_missing_image_and_unknown_target(frozen_run, tmp_path)
 
 
 def test_summary_does_not_change_trainability_or_weights(frozen_run):
-    from zoo_core.trainer import rebuild
+    from zoo_core.rundir import rebuild
 
     model, _, _ = rebuild(frozen_run)
     model.set_backbone_trainable(False)

@@ -73,20 +73,22 @@ def _fake_distribution(site: Path, dist: str, version: str, module: str, source:
 HELLO = """
     import torch
     from torch import nn
-    from zoo_core import hookimpl
+    from zoo_core import HeadSpec, LossSpec, hookimpl
 
     class Negate(nn.Module):
         def forward(self, x):
             return -x
 
+    def hello_head(backbone, info):
+        return nn.Linear(backbone.num_features, info["num_outputs"])
+
     @hookimpl
     def register_heads(register):
-        register("hello-head", lambda backbone, info, **kw: nn.Linear(backbone.num_features, info["num_outputs"]),
-                 description="a third-party head")
+        register(HeadSpec("hello-head", hello_head, "logits/class", description="a third-party head"))
 
     @hookimpl
     def register_losses(register):
-        register("hello-loss", lambda info: nn.CrossEntropyLoss())
+        register(LossSpec("hello-loss", lambda info: nn.CrossEntropyLoss(), ("logits/class",)))
 """
 
 
@@ -136,10 +138,10 @@ def test_a_broken_plugin_is_shown_and_the_rest_works(site):
 def test_two_plugins_registering_one_name_is_an_error_naming_both(site):
     _fake_distribution(site, "zoo-dupe", "1.0", "zoo_dupe", """
         from torch import nn
-        from zoo_core import hookimpl
+        from zoo_core import HeadSpec, hookimpl
         @hookimpl
         def register_heads(register):
-            register("mlp", lambda backbone, info: nn.Identity())
+            register(HeadSpec("mlp", lambda backbone, info: nn.Identity(), "logits/class"))
     """, "dupe")
     res = zoo_cli("list")
     assert res.exit_code == 1
@@ -149,10 +151,12 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both(site):
 
 
 def test_registry_lookup_families_and_wildcards():
+    from zoo_core import BackboneSpec
+
     reg = Registry("backbone")
-    reg.add(Component("backbone", "cnn2", lambda name, **kw: name, "builtin"))
-    reg.add(Component("backbone", "fam:*", lambda name, **kw: ("fam", name), "builtin",
-                      extra={"names": lambda: ["alpha", "beta"]}))
+    reg.add(Component("backbone", BackboneSpec("cnn2", lambda name, **kw: name), "builtin"))
+    reg.add(Component("backbone", BackboneSpec("fam", lambda name, **kw: ("fam", name), family=True,
+                                               names=lambda: ["alpha", "beta"]), "builtin"))
     assert reg.create("cnn2") == "cnn2"
     assert reg.create("fam:beta") == ("fam", "beta")
     assert reg.create("alpha") == ("fam", "alpha")  # bare names fall through to families
@@ -173,10 +177,10 @@ def test_list_json_shows_every_component():
         "datasets": ["digits", "image-folder", "image-csv"], "heads": ["linear", "mlp"],
         "losses": ["cross-entropy", "bce"], "tasks": ["classify"]}
     builtin = plugins["builtin"]["components"]
-    assert {"cnn2", "lenet", "linear", "mlp", "cnn1", "timm:*", "torchvision:*"} <= set(builtin["backbones"])
+    assert {"cnn2", "lenet", "linear", "mlp", "cnn1", "timm", "torchvision"} <= set(builtin["backbones"])
     assert set(builtin["exporters"]) == {"onnx", "torchscript"}
     families = {c["name"]: c for c in data["components"]["backbones"]}
-    assert families["timm:*"]["models"] > 500
+    assert families["timm"]["models"] > 500 and families["torchvision"]["models"] > 20
     assert all("available" in m for m in data["known_models"])
 
 

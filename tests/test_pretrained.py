@@ -38,22 +38,28 @@ def hub_cache(tmp_path, monkeypatch):
 
 def test_a_timm_backbone_keeps_its_imagenet_classifier_aside(hub_cache, tmp_path):
     p = Pretrained("test_efficientnet", device="cpu")
-    classifier = p.backbone.pretrained_classifier()[0]
-    assert torch.equal(classifier.weight, hub_cache["classifier.weight"])
-    assert len(p.labels) == 1000 and p.labels[281] == "tabby" and p.label_ids[281] == "n02123045"
+    backbone = p.model.backbone
+    head = backbone.pretrained_head  # the classifier its weights were trained with, and its classes
+    assert head.output == "logits/class" and p.task.name == "classify"  # read by the task of that output kind
+    assert torch.equal(head.module.weight, hub_cache["classifier.weight"])
+    labels, ids = p.info["classes"], p.info["class_ids"]
+    assert len(labels) == 1000 and labels[281] == "tabby" and ids[281] == "n02123045"
     # the classifier is not part of the backbone transfer models train, save and count
-    assert not any(k.startswith("model.classifier.") for k in p.backbone.state_dict())
-    assert p.backbone(torch.zeros(1, 3, 64, 64)).shape == (1, p.backbone.num_features)
+    assert not any(k.startswith("model.classifier.") for k in backbone.state_dict())
+    assert backbone(torch.zeros(1, 3, 64, 64)).shape == (1, backbone.num_features)
     x = torch.randn(2, 3, 160, 160)
     import timm
 
     reference = timm.create_model("test_efficientnet").eval()
     reference.load_state_dict(hub_cache)
     with torch.no_grad():
-        assert torch.allclose(p.logits(x), reference(x), atol=1e-5)
-    preds = p.predict([make_image(tmp_path / "a.png", (200, 30, 30))], top_k=3)
-    assert len(preds[0]["top"]) == 3 and preds[0]["label"] == preds[0]["top"][0]["label"]
-    assert 0 < sum(t["probability"] for t in preds[0]["top"]) <= 1 + 1e-6
+        assert torch.allclose(p.model(x), reference(x), atol=1e-5)
+    image = make_image(tmp_path / "a.png", (200, 30, 30))
+    (pred,) = p.predict([image], top_k=3)
+    rec = pred.record()
+    assert rec["image"] == str(image) == pred.source
+    assert len(rec["top"]) == 3 and rec["label"] == rec["top"][0]["label"]
+    assert 0 < sum(t["probability"] for t in rec["top"]) <= 1 + 1e-6
 
 
 def test_zoo_predict_on_a_timm_backbone(hub_cache, tmp_path):
@@ -68,8 +74,8 @@ def test_a_backbone_without_a_classifier_says_what_to_do_instead(tmp_path):
     image = make_image(tmp_path / "a.png", (200, 30, 30))
     r = CliRunner().invoke(main, ["predict", "cnn2", str(image)])
     assert r.exit_code == 1
-    assert r.output.strip() == ("Error: backbone 'cnn2' has no pretrained classifier to predict with; "
-                                "train a head on it: zoo train classify --backbone cnn2 --data DIR")
+    assert r.output.strip() == ("Error: backbone 'cnn2' has no pretrained head to predict with; "
+                                "train one on it: zoo train TASK --backbone cnn2 --data DIR")
 
 
 def test_target_is_a_run_directory_or_a_backbone(tmp_path, digits_run):
@@ -88,14 +94,14 @@ def test_target_is_a_run_directory_or_a_backbone(tmp_path, digits_run):
 def test_a_dataset_recipe_applies_only_to_its_own_backbone():
     """`zoo train classify --backbone X` on the digits: the small CNN's recipe (no pretraining, lr 3e-3,
     full fine-tuning) would wreck a pretrained backbone; only the recipe's facts about the data stay."""
-    from zoo_core.trainer import _resolve
+    from zoo_core.trainer import resolve_config
 
     zoo = get_zoo()
     task = zoo.tasks.create("classify")
-    own = _resolve("classify", task, zoo, {}, {})
+    own = resolve_config(task, zoo, {}, {})
     assert (own["backbone"], own["pretrained"], own["mode"], own["lr"], own["augment"]) == ("cnn2", False, "finetune", 3e-3, "light")
-    other = _resolve("classify", task, zoo, {}, normalise({"backbone": "efficientnet_b0"}, "flags"))
+    other = resolve_config(task, zoo, {}, normalise({"backbone": "efficientnet_b0"}, "flags"))
     assert (other["backbone"], other["pretrained"], other["mode"], other["lr"]) == ("efficientnet_b0", True, "staged", 1e-3)
     assert other["augment"] == "light"  # digits must not be flipped, whatever the backbone
-    same = _resolve("classify", task, zoo, normalise({"backbone": "cnn2"}, "file"), {})
+    same = resolve_config(task, zoo, normalise({"backbone": "cnn2"}, "file"), {})
     assert same["mode"] == "finetune" and same["pretrained"] is False

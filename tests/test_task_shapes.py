@@ -1,5 +1,5 @@
 """The trainer assumes nothing about targets: several heads at once, and variable-length box lists
-with a dataset's own collate, go through train, resume, feature caching, eval and predict."""
+with a task's own collate, go through train, resume, feature caching, eval and predict."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from zoo_core import load_run, train
 from zoo_core.plugins import get_zoo
 
 PLUGIN = '''
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
-from zoo_core import DataSplits, Metrics, Task, hookimpl
+from zoo_core import DatasetSpec, DataSplits, HeadSpec, LossSpec, Metrics, Prediction, Task, collate_samples, hookimpl
+
+KIND = "toy/age-gender"  # an output kind the core has never heard of
 
 
 class Faces(torch.utils.data.Dataset):
@@ -26,10 +30,12 @@ class Faces(torch.utils.data.Dataset):
         self.items = []
         for i in range(n):
             age, gender = torch.rand(1, generator=g).item(), i % 2
-            img = torch.full((3, size, size), age)
-            img[:, :, : size // 2] += 0.5 * gender
+            img = torch.full((size, size, 3), age * 0.6)
+            img[:, : size // 2] += 0.4 * gender
             boxes = torch.rand(1 + i % 3, 4, generator=g)
-            self.items.append((img, {"age": torch.tensor(age), "gender": torch.tensor(float(gender)), "boxes": boxes}))
+            pil = Image.fromarray((img.numpy() * 255).round().astype(np.uint8))
+            self.items.append({"image": pil, "target": {"age": torch.tensor(age), "gender": torch.tensor(float(gender)),
+                                                        "boxes": boxes}, "id": f"face{i}"})
 
     def __len__(self):
         return len(self.items)
@@ -38,16 +44,9 @@ class Faces(torch.utils.data.Dataset):
         return self.items[i]
 
 
-def collate(batch):  # boxes differ in number per image: keep them as a list
-    images = torch.stack([x for x, _ in batch])
-    return images, {"age": torch.stack([t["age"] for _, t in batch]), "gender": torch.stack([t["gender"] for _, t in batch]),
-                    "boxes": [t["boxes"] for _, t in batch]}
-
-
-def faces(source, *, data_config, seed, val_fraction, augment, reference_info=None):
+def faces(source, *, data_config, seed, val_fraction, reference_info=None):
     size = data_config.input_size[1]
-    return DataSplits(Faces(24, size, seed), Faces(8, size, seed + 1), {"heads": ["age", "gender"]}, collate=collate,
-                      in_memory=True)
+    return DataSplits(Faces(24, size, seed), Faces(8, size, seed + 1), {"heads": ["age", "gender"]}, in_memory=True)
 
 
 class TwoHeads(nn.Module):
@@ -86,38 +85,60 @@ class AgeGenderMetrics(Metrics):
         return {"gender_accuracy": self.correct / max(1, self.n), "age_mae": self.abs_err / max(1, self.n)}
 
 
+class AgeGenderPrediction(Prediction):
+    def __init__(self, age, gender):
+        self.age, self.gender = age, gender
+
+    def to_json(self):
+        return {"age": self.age, "gender": self.gender}
+
+    def caption(self):
+        return f"age {self.age:.2f}, {self.gender}"
+
+
 class AgeGender(Task):
     name = "age-gender"
+    output = KIND
     defaults = {"dataset": "toy-faces", "backbone": "cnn2", "pretrained": False, "head": "two-heads",
                 "loss": "age-gender", "image_size": 8, "mode": "finetune", "augment": "none"}
     primary_metric = "val_age_mae"
     primary_mode = "min"
 
+    def collate(self, samples):
+        # boxes differ in number per image: age and gender stacked, boxes kept as a list
+        batch = collate_samples([{**s, "target": None} for s in samples])
+        if samples[0].get("target") is None:  # prediction: images only
+            return batch
+        batch.targets = {"age": torch.stack([s["target"]["age"] for s in samples]),
+                         "gender": torch.stack([s["target"]["gender"] for s in samples]),
+                         "boxes": [s["target"]["boxes"] for s in samples]}
+        return batch
+
     def metrics(self, info):
         return AgeGenderMetrics()
 
-    def predict(self, out, info, top_k=5):
-        return [{"age": float(a), "gender": "f" if g > 0 else "m"} for a, g in zip(out["age"], out["gender"])]
+    def predict(self, out, geometry, info):
+        return [AgeGenderPrediction(float(a), "f" if g > 0 else "m") for a, g in zip(out["age"], out["gender"])]
 
 
 @hookimpl
 def register_datasets(register):
-    register("toy-faces", faces)
+    register(DatasetSpec("toy-faces", faces, KIND))
 
 
 @hookimpl
 def register_heads(register):
-    register("two-heads", lambda backbone, info: TwoHeads(backbone.num_features))
+    register(HeadSpec("two-heads", lambda backbone, info: TwoHeads(backbone.num_features), KIND))
 
 
 @hookimpl
 def register_losses(register):
-    register("age-gender", age_gender_loss)
+    register(LossSpec("age-gender", age_gender_loss, (KIND,)))
 
 
 @hookimpl
 def register_tasks(register):
-    register("age-gender", AgeGender)
+    register(AgeGender)
 '''
 
 
@@ -148,7 +169,8 @@ def test_several_heads_and_box_lists_train_resume_and_predict(tmp_path, age_gend
     from PIL import Image
 
     pred = run.predict([Image.new("RGB", (8, 8), (128, 128, 128))])[0]
-    assert set(pred) == {"image", "age", "gender"}
+    assert set(pred.record()) == {"image", "age", "gender"} and pred.source == "<PIL image>"
+    assert pred.caption().startswith("age ")
 
 
 def test_cached_features_keep_structured_targets(tmp_path, age_gender_plugin):

@@ -1,20 +1,39 @@
 """zoo: transfer learning for computer vision, one command per task, extended by plugins.
 
-For plugins: `from zoo_core import hookimpl, Task, Metrics, DataSplits, DataConfig, Backbone, ZooError`,
-and `atomic_write`, `cache_dir` for files a plugin writes.
-For scripts: `zoo_core.train(...)`, `zoo_core.load_run(...)`, `zoo_core.load_pretrained(...)`, `zoo_core.get_zoo()`.
+The public API, for plugins and scripts alike; a plugin imports nothing else from zoo_core.
+
+Contract (components.py):  hookimpl, Task, Metrics, Prediction, StepOutput, Batch, DataSplits, DataConfig,
+                           Backbone, FeatureLevel, PretrainedHead, TimmModelBackbone,
+                           DatasetSpec, BackboneSpec, HeadSpec, LossSpec, ExporterSpec, Setting, ZooError
+Data (data.py):            load_image, open_image, find_images, scan_images, check_listed_images, read_csv,
+                           resolve_path, PATH_COLUMNS, stratified_split, random_split, skipped_example
+Transforms (transforms.py): Preprocess, Augment, Geometry, image_transforms, collate_samples, to_sample
+Pictures (draw.py, plots.py): draw_caption, draw_boxes, draw_points, draw_mask, image_grid, color,
+                           plot_confusion_matrix
+Files (artifacts.py):      atomic_write, write_json, cache_dir
+Running:                   train, load_run, load_pretrained, get_zoo; zoo_core.testing.tiny_train for tests
 """
 
 from .errors import ZooError  # noqa: F401
 from .hookspecs import hookimpl  # noqa: F401
 
-__all__ = ["hookimpl", "ZooError", "Backbone", "DataConfig", "DataSplits", "Metrics", "Task",
-           "atomic_write", "cache_dir", "train", "load_run", "load_pretrained", "get_zoo"]
-
 # Everything else loads on first use: these pull in torch, and `zoo --help` should not wait for it.
-_LAZY = {"Backbone": "components", "DataConfig": "components", "DataSplits": "components", "Metrics": "components",
-         "Task": "components", "atomic_write": "artifacts", "cache_dir": "artifacts", "train": "api",
-         "load_run": "api", "Run": "api", "load_pretrained": "api", "Pretrained": "api", "get_zoo": "plugins"}
+_LAZY = {
+    **dict.fromkeys(["Backbone", "Batch", "DataConfig", "DataSplits", "FeatureLevel", "Metrics", "Prediction",
+                     "PretrainedHead", "StepOutput", "Task", "DatasetSpec", "BackboneSpec", "HeadSpec", "LossSpec",
+                     "ExporterSpec"], "components"),
+    "Setting": "settings",
+    "TimmModelBackbone": "backbones",
+    **dict.fromkeys(["load_image", "open_image", "find_images", "scan_images", "check_listed_images", "read_csv",
+                     "resolve_path", "PATH_COLUMNS", "stratified_split", "random_split", "skipped_example"], "data"),
+    **dict.fromkeys(["Preprocess", "Augment", "Geometry", "image_transforms", "collate_samples", "to_sample"], "transforms"),
+    **dict.fromkeys(["draw_caption", "draw_boxes", "draw_points", "draw_mask", "image_grid", "color"], "draw"),
+    "plot_confusion_matrix": "plots",
+    **dict.fromkeys(["atomic_write", "write_json", "cache_dir"], "artifacts"),
+    **dict.fromkeys(["train", "load_run", "Run", "load_pretrained", "Pretrained", "Predictor"], "api"),
+    "get_zoo": "plugins",
+}
+__all__ = ["hookimpl", "ZooError", *_LAZY]
 
 
 def __getattr__(name):

@@ -1,10 +1,11 @@
 """The Python API, mirroring the CLI:
 
     import zoo_core as zoo
-    result = zoo.train("classify", data="pets/", epochs=5)       # zoo train classify --data pets/ --epochs 5
+    result = zoo.train(TASK, data="pets/", epochs=5)            # zoo train TASK --data pets/ --epochs 5
     run = zoo.load_run(result.run_dir)                          # zoo predict RUN ...
-    run.predict(["cat.jpg", pil_image], top_k=3)
-    run.evaluate("pets-test/")                                  # zoo eval RUN --data pets-test/
+    for p in run.predict(["cat.jpg", pil_image]):               # Prediction objects of the run's task
+        print(p.source, p.caption(), p.to_json())
+    run.evaluate()                                              # zoo eval RUN (its own validation split)
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from typing import Any, Iterable
 import torch
 from PIL import Image
 
-from .components import DataConfig
+from .components import DataConfig, Prediction, Task, detach
 from .config import merge, normalise
-from .data import build_transforms, find_images, open_image, scan_images
-from .errors import ZooError
+from .data import find_images, open_image, scan_images
+from .device import pick_device
+from .errors import ZooError, did_you_mean
+from .model import ZooModel
 from .plugins import get_zoo
-from .trainer import TrainResult, build_data, data_loader, evaluate, infer_dataset, pick_device, rebuild
+from .rundir import rebuild
+from .trainer import TrainResult, data_loader, evaluate, infer_dataset, load_data
 from .trainer import train as _train
 
 
@@ -29,115 +33,130 @@ def train(task: str, **settings: Any) -> TrainResult:
     return _train(task, **settings)
 
 
-class _Predictor:
-    """Batching, loading and naming shared by a trained run and a pretrained backbone; a subclass
-    sets data_config, transform and device, and turns one batch into predictions."""
+def check_predict_options(task: Task, options: dict[str, Any]) -> dict[str, Any]:
+    """The task's predict options, defaults filled in and each checked like a setting."""
+    declared = {s.name: s for s in task.predict_options}
+    for key in options:
+        if key not in declared:
+            raise ZooError(f"task '{task.name}' has no prediction option '{key}'{did_you_mean(key, declared)}; "
+                           f"its options: {', '.join(declared) or 'none'}")
+    return {name: s.check(options.get(name, s.default), "prediction option") for name, s in declared.items()}
 
-    data_config: DataConfig
 
-    def _predict_batch(self, x: torch.Tensor, top_k: int) -> list[dict[str, Any]]:
-        raise NotImplementedError
+class Predictor:
+    """A model, its task and its input recipe: images in (paths or PIL images), Predictions out, in
+    the original images' pixels. Prediction uses exactly the task's validation transform."""
+
+    def __init__(self, model: ZooModel, task: Task, info: dict[str, Any], data_config: DataConfig, device: str = "auto"):
+        self.model, self.task, self.info, self.data_config = model, task, info, data_config
+        self.transform = task.transforms(data_config, "none")[1]
+        self.device = pick_device(device)
+        self.model.to(self.device).eval()
 
     @torch.no_grad()
-    def predict(self, images: Iterable[str | Path | Image.Image], top_k: int = 5, batch_size: int = 32) -> list[dict[str, Any]]:
-        """One prediction per image (paths or PIL images), in order. Unreadable files raise ZooError."""
+    def predict(self, images: Iterable[str | Path | Image.Image], batch_size: int = 32, **options: Any) -> list[Prediction]:
+        """One Prediction per image, in order; `source` on each says which. Unreadable files raise ZooError."""
+        options = check_predict_options(self.task, options)
         images = list(images)
-        out: list[dict[str, Any]] = []
+        out: list[Prediction] = []
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
-            x = torch.stack([self.transform(open_image(im, self.data_config.channels)) for im in chunk]).to(self.device)
-            for im, p in zip(chunk, self._predict_batch(x, top_k)):
-                out.append({"image": str(im) if not isinstance(im, Image.Image) else "<PIL image>", **p})
+            samples = [self.transform({"image": open_image(im, self.data_config.channels)}) for im in chunk]
+            batch = self.task.collate(samples)
+            outputs = self.model(batch.inputs.to(self.device))
+            for im, p in zip(chunk, self.task.predict(detach(outputs), batch.geometry, self.info, **options)):
+                p.source = str(im) if not isinstance(im, Image.Image) else "<PIL image>"
+                out.append(p)
         return out
 
-    def predict_paths(self, paths: Iterable[str | Path], top_k: int = 5) -> tuple[list[dict], list[tuple[str, str]]]:
+    def predict_paths(self, paths: Iterable[str | Path], **options: Any) -> tuple[list[Prediction], list[tuple[str, str]]]:
         """Predictions for files and folders (searched recursively); unreadable files are skipped and returned."""
         good, skipped = scan_images(find_images(paths))
-        return (self.predict(good, top_k=top_k) if good else []), skipped
+        return (self.predict(good, **options) if good else []), skipped
+
+    def draw(self, predictions: list[Prediction], path: str | Path, limit: int = 48) -> Path:
+        """Each prediction drawn on its original image, side by side in one PNG."""
+        from .data import load_image
+        from .draw import image_grid
+
+        shown = [p for p in predictions if p.source != "<PIL image>"][:limit]
+        return image_grid([p.draw(load_image(p.source)) for p in shown], path, titles=[Path(p.source).name for p in shown])
 
 
-class Run(_Predictor):
+class Run(Predictor):
     """A trained run, rebuilt from its directory: config.json + best.safetensors."""
 
     def __init__(self, run_dir: str | Path, which: str = "best", device: str = "auto"):
         self.dir = Path(run_dir)
-        self.model, self.config, self.task = rebuild(self.dir, which)
-        self.info = self.config["model"]["info"]
-        self.data_config = DataConfig.from_dict(self.config["model"]["data_config"])
-        _, self.transform = build_transforms(self.data_config, "none")
-        self.device = pick_device(device)
-        self.model.to(self.device)
+        model, self.config, task = rebuild(self.dir, which)
+        mc = self.config["model"]
+        super().__init__(model, task, mc["info"], DataConfig.from_dict(mc["data_config"]), device)
 
-    @property
-    def classes(self) -> list[str] | None:
-        return self.info.get("classes")
-
-    def _predict_batch(self, x: torch.Tensor, top_k: int) -> list[dict[str, Any]]:
-        return self.task.predict(self.model(x), self.info, top_k=top_k)
-
-    def format_prediction(self, prediction: dict[str, Any]) -> str:
-        return self.task.format_prediction(prediction)
-
-    def evaluate(self, data: str | Path, dataset: str | None = None, batch_size: int = 64, workers: int = -1):
-        """Metrics of the model on labelled data (a val/ folder if the data has train/ and val/).
-        Returns (scores, metrics object): scores = {"loss": ..., <task metrics>...}."""
+    def evaluate(self, data: str | Path | None = None, dataset: str | None = None, batch_size: int = 64,
+                 workers: int = -1):
+        """Metrics on labelled data, or with no data on the run's own validation split (rebuilt from the
+        saved config and seed). Returns (scores, metrics object): scores = {"loss": ..., <task metrics>...}."""
         zoo = get_zoo()
-        train_cfg = self.config["train"]
-        cfg = merge(normalise(train_cfg, "run config"), {
-            "data": str(data), "dataset": dataset or infer_dataset(self.task, zoo, str(data)),
-            "val_fraction": 1.0, "augment": "none", "batch_size": batch_size, "workers": workers})
-        splits = build_data(zoo, cfg, self.data_config, log=lambda m: None, reference_info=self.info)
+        saved = normalise(self.config["train"], "run config")
+        overrides: dict[str, Any] = {"augment": "none", "batch_size": batch_size, "workers": workers}
+        if data is not None:
+            overrides.update(data=str(data), dataset=dataset or infer_dataset(self.task, zoo, str(data)), val_fraction=1.0)
+        elif dataset is not None:
+            raise ZooError("--dataset goes with --data")
+        cfg = merge(saved, overrides)
+        splits = load_data(zoo, self.task, cfg, self.data_config, log=lambda m: None, reference_info=self.info)
         if len(splits.val) == 0:
-            raise ZooError(f"{data}: no readable labelled images to evaluate")
-        loss_fn = zoo.losses.create(cfg["loss"], self.info, **cfg["loss_options"])
+            raise ZooError(f"{data or cfg['dataset']}: no readable labelled images to evaluate")
+        loss_fn = zoo.losses.create(cfg["loss"], info=self.info, **cfg["loss_options"])
+        if isinstance(loss_fn, torch.nn.Module):
+            loss_fn.to(self.device)
         metrics = self.task.metrics(self.info)
-        loader = data_loader(splits.val, cfg, self.device, splits, shuffle=False)
-        loss, scores = evaluate(self.model, loader, loss_fn, metrics, self.device)
-        return {"images": len(splits.val), "skipped": len(splits.skipped), "loss": loss, **scores}, metrics
+        from .device import Machine
+
+        machine = Machine(self.device)
+        loader = data_loader(splits.val, cfg, machine, splits, self.task.collate, shuffle=False)
+        losses, scores = evaluate(self.task, self.model, loader, loss_fn, metrics, machine)
+        self.last_eval_split = splits.val
+        return {"images": len(splits.val), "skipped": len(splits.skipped), **losses, **scores}, metrics
+
+    def draw_examples(self, path: str | Path, limit: int = 12) -> Path | None:
+        """Predictions drawn on the first images of the last evaluated split (`zoo eval --report`)."""
+        split = getattr(self, "last_eval_split", None)
+        if split is None or len(split) == 0:
+            return None
+        raw = [split.raw[i]["image"] for i in range(min(limit, len(split)))]
+        from .data import open_image as load
+        from .draw import image_grid
+
+        images = [load(im, 3) for im in raw]
+        preds = self.predict(images)
+        return image_grid([p.draw(im) for p, im in zip(preds, images)], path,
+                          titles=[Path(str(r)).name if not isinstance(r, Image.Image) else f"#{i}" for i, r in enumerate(raw)])
 
 
 def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> Run:
     return Run(run_dir, which=which, device=device)
 
 
-def format_top(prediction: dict[str, Any]) -> str:
-    return "  ".join(f"{t['label']} {t['probability']:.3f}" for t in prediction["top"])
-
-
-class Pretrained(_Predictor):
-    """A backbone as it was pretrained, with its own classifier and classes: the first step of the
-    textbook (load VGG16, show it a cat, get 'tabby'). `zoo predict efficientnet_lite0 cat.jpg`."""
+class Pretrained(Predictor):
+    """A backbone with the head its weights were trained with (ImageNet's classifier): the first step of
+    the textbook (load VGG16, show it a cat, get 'tabby'). The installed task whose output kind matches
+    the head reads its outputs, so the core knows no classes. `zoo predict BACKBONE cat.jpg`."""
 
     def __init__(self, backbone: str, device: str = "auto", image_size: int | None = None):
+        zoo = get_zoo()
         self.name = backbone
-        self.backbone = get_zoo().backbones.create(backbone, pretrained=True, image_size=image_size)
-        kept = self.backbone.pretrained_classifier()
-        if kept is None:
-            raise ZooError(f"backbone '{backbone}' has no pretrained classifier to predict with; train a head on it: "
-                           f"zoo train classify --backbone {backbone} --data DIR")
-        self.classifier, self.labels, self.label_ids = kept
-        self.data_config = self.backbone.data_config
-        _, self.transform = build_transforms(self.data_config, "none")
-        self.device = pick_device(device)
-        self.backbone.to(self.device).eval()
-        self.classifier.to(self.device).eval()
-
-    @torch.no_grad()
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.backbone(x.to(self.device)))
-
-    def _predict_batch(self, x: torch.Tensor, top_k: int) -> list[dict[str, Any]]:
-        probs = self.logits(x).float().softmax(dim=1)
-        values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
-        out = []
-        for val, idx in zip(values, indices):
-            top = [{"label": self.labels[int(i)], "probability": round(float(v), 6),
-                    **({"id": self.label_ids[int(i)]} if self.label_ids else {})} for v, i in zip(val, idx)]
-            out.append({"label": top[0]["label"], "probability": top[0]["probability"], "top": top})
-        return out
-
-    def format_prediction(self, prediction: dict[str, Any]) -> str:
-        return format_top(prediction)
+        net = zoo.backbones.create(backbone, pretrained=True, image_size=image_size)
+        head = net.pretrained_head
+        if head is None:
+            raise ZooError(f"backbone '{backbone}' has no pretrained head to predict with; train one on it: "
+                           f"zoo train TASK --backbone {backbone} --data DIR")
+        tasks = [c for c in zoo.tasks if c.spec.output == head.output]
+        if not tasks:
+            raise ZooError(f"backbone '{backbone}' predicts '{head.output}' and no installed task reads that; "
+                           "install the task plugin for it (zoo list shows what is installed)")
+        task = zoo.tasks.create(tasks[0].name)
+        super().__init__(ZooModel(net, head.module), task, head.info, net.data_config, device)
 
 
 def resolve_target(target: str) -> tuple[str, Any]:
@@ -153,12 +172,16 @@ def resolve_target(target: str) -> tuple[str, Any]:
         return "backbone", target
     if path.exists():
         raise ZooError(f"{target}: a file, not a run directory or a backbone name")
-    from .errors import did_you_mean
-
     raise ZooError(f"'{target}' is neither a run directory nor a backbone{did_you_mean(target, backbones.names())}; "
                    "zoo list shows backbones")
 
 
 def load_pretrained(backbone: str, device: str = "auto") -> Pretrained:
-    """A pretrained backbone with its original classifier: load_pretrained("efficientnet_lite0").predict(["cat.jpg"])."""
+    """A pretrained backbone with its original head: load_pretrained(BACKBONE).predict(["cat.jpg"])."""
     return Pretrained(backbone, device=device)
+
+
+def load_target(target: str, device: str = "auto") -> Predictor:
+    """A run directory or a pretrained backbone, as a Predictor."""
+    kind, what = resolve_target(target)
+    return load_run(what, device=device) if kind == "run" else Pretrained(what, device=device)

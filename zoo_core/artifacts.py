@@ -51,9 +51,11 @@ def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, str] | 
 def load_weights(model: nn.Module, path: str | Path) -> None:
     from safetensors.torch import load_model
 
+    from .errors import ZooError
+
     missing, unexpected = load_model(model, str(path), strict=False)
     if missing or unexpected:
-        raise RuntimeError(f"{path}: weights do not fit the model (missing {sorted(missing)[:5]}, "
+        raise ZooError(f"{path}: weights do not fit the model (missing {sorted(missing)[:5]}, "
                            f"unexpected {sorted(unexpected)[:5]})")
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .components import Backbone, DataConfig
+from .components import Backbone, DataConfig, FeatureLevel, PretrainedHead
 from .errors import ZooError
-from .hub import OFFLINE_ALTERNATIVES, require_hf_weights, require_reachable
+from .hub import offline_alternatives, require_hf_weights, require_reachable
 
 
 @contextmanager
@@ -42,16 +42,57 @@ def _with_image_size(dc: DataConfig, image_size: int | None, in_chans: int | Non
 
 # ---------------------------------------------------------------------------------------------- timm
 
-class TimmBackbone(Backbone):
+class TimmModelBackbone(Backbone):
+    """A timm model as a zoo backbone: pooled features, the feature pyramid timm describes in
+    `feature_info`, and the data config timm resolves for the model. Subclass it for a backbone that
+    builds its own timm model (a plugin whose weights come from elsewhere than timm's own loading)."""
+
+    def __init__(self, model: nn.Module, *, image_size: int | None = None, in_chans: int | None = None):
+        super().__init__()
+        from timm.data import resolve_data_config
+
+        self.model = model
+        self.num_features = model.num_features
+        self.feature_info = [FeatureLevel(int(f["num_chs"]), int(f["reduction"]), str(f.get("module", "")))
+                             for f in getattr(model, "feature_info", [])]
+        dc = resolve_data_config({}, model=model)
+        self.data_config = _with_image_size(
+            DataConfig(tuple(dc["input_size"]), tuple(dc["mean"]), tuple(dc["std"]), dc["interpolation"], dc["crop_pct"]),
+            image_size, in_chans)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)  # num_classes=0: timm returns pooled pre-logits features
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if not self.feature_info or not hasattr(self.model, "forward_intermediates"):
+            raise TypeError(f"timm model {type(self.model).__name__} gives no feature pyramid")
+        return list(self.model.forward_intermediates(x, intermediates_only=True))
+
+    def keep_imagenet_classifier(self) -> None:
+        """Set the ImageNet classifier aside (with timm's class names) and drop it from the model."""
+        from timm.data import ImageNetInfo, infer_imagenet_subset
+
+        classifier = self.model.get_classifier()
+        subset = infer_imagenet_subset(self.model)
+        if isinstance(classifier, nn.Linear) and subset:
+            info = ImageNetInfo(subset)
+            ids = info.label_names()
+            if len(ids) == classifier.out_features:
+                self.set_pretrained_head(PretrainedHead(
+                    classifier.eval(), "logits/class",
+                    {"classes": [short_label(info.index_to_description(i)) for i in range(len(ids))], "class_ids": ids}))
+        self.model.reset_classifier(0)
+        self.num_features = self.model.num_features
+
+
+class TimmBackbone(TimmModelBackbone):
     """Any timm model; pretrained weights come through timm's own Hub loading."""
 
     def __init__(self, name: str, *, pretrained: bool = True, in_chans: int | None = None,
                  image_size: int | None = None, **options: Any):
-        super().__init__()
         import timm
-        from timm.data import resolve_data_config
 
-        # Pretrained models keep their classifier for a moment, to hand it to set_pretrained_classifier.
+        # Pretrained models keep their classifier for a moment, to set it aside as the pretrained head.
         kwargs: dict[str, Any] = dict(options) if pretrained else dict(num_classes=0, **options)
         if in_chans:
             kwargs["in_chans"] = in_chans
@@ -68,7 +109,7 @@ class TimmBackbone(Backbone):
                 require_reachable(cfg.url, f"pretrained weights for '{name}'")
         try:
             with _quiet_hub():
-                self.model = timm.create_model(name, pretrained=pretrained, **kwargs)
+                model = timm.create_model(name, pretrained=pretrained, **kwargs)
         except ZooError:
             raise
         except TypeError as e:
@@ -76,35 +117,12 @@ class TimmBackbone(Backbone):
         except Exception as e:
             if not pretrained:
                 raise
-            raise ZooError(f"could not load pretrained weights for '{name}' ({type(e).__name__}); {OFFLINE_ALTERNATIVES}") from None
-        if pretrained and getattr(self.model, "num_classes", 0):
-            self._keep_imagenet_classifier()
-        self.num_features = self.model.num_features
-        dc = resolve_data_config({}, model=self.model)
-        self.data_config = _with_image_size(
-            DataConfig(tuple(dc["input_size"]), tuple(dc["mean"]), tuple(dc["std"]), dc["interpolation"], dc["crop_pct"]),
-            image_size, in_chans)
-        tag = getattr(self.model, "pretrained_cfg", {}).get("hf_hub_id") or name
+            raise ZooError(f"could not load pretrained weights for '{name}' ({type(e).__name__}); {offline_alternatives()}") from None
+        super().__init__(model, image_size=image_size, in_chans=in_chans)
+        if pretrained and getattr(model, "num_classes", 0):
+            self.keep_imagenet_classifier()
+        tag = getattr(model, "pretrained_cfg", {}).get("hf_hub_id") or name
         self.pretrained_source = f"hf-hub:{tag}" if pretrained else "none"
-
-    def _keep_imagenet_classifier(self) -> None:
-        """Set the ImageNet classifier aside (with timm's class names) and drop it from the model."""
-        from timm.data import ImageNetInfo, infer_imagenet_subset
-
-        classifier = self.model.get_classifier()
-        subset = infer_imagenet_subset(self.model)
-        if isinstance(classifier, nn.Linear) and subset:
-            info = ImageNetInfo(subset)
-            ids = info.label_names()
-            if len(ids) == classifier.out_features:
-                self.set_pretrained_classifier(classifier, [short_label(info.index_to_description(i)) for i in range(len(ids))], ids)
-        self.model.reset_classifier(0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)  # num_classes=0: timm returns pooled pre-logits features
-
-    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_features(x)
 
 
 def short_label(description: str) -> str:
@@ -162,7 +180,7 @@ class TorchvisionBackbone(Backbone):
         except Exception as e:
             if not pretrained:
                 raise ZooError(f"backbone 'torchvision:{name}': {e}") from None
-            raise ZooError(f"could not load pretrained weights for torchvision '{name}' ({type(e).__name__}); {OFFLINE_ALTERNATIVES}") from None
+            raise ZooError(f"could not load pretrained weights for torchvision '{name}' ({type(e).__name__}); {offline_alternatives()}") from None
         if in_chans and in_chans != 3:
             raise ZooError(f"torchvision backbones take 3-channel input; drop in_chans={in_chans} (grayscale images are converted)")
         self.body = _torchvision_body(model, name)
@@ -174,11 +192,13 @@ class TorchvisionBackbone(Backbone):
         else:
             dc = DataConfig()
         self.data_config = _with_image_size(dc, image_size)
-        self.num_features = _probe_features(self, self.data_config)
+        self.pyramid = SequentialPyramid(self.body, self.data_config.input_size)
+        self.feature_info = self.pyramid.levels
+        self.num_features = self.feature_info[-1].channels
         self.pretrained_source = f"torchvision:{default}" if pretrained else "none"
 
-    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.pyramid(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.body(x))
@@ -189,7 +209,44 @@ def torchvision_names() -> list[str]:
     return models.list_models(module=models)
 
 
-def _probe_features(backbone: Backbone, dc: DataConfig) -> int:
+class SequentialPyramid:
+    """The feature pyramid of an nn.Sequential trunk: the output of the last layer at each stride,
+    found once by tracing a dummy input (so heads never probe). Not a module: it holds no weights."""
+
+    def __init__(self, body: nn.Sequential, input_size: tuple[int, int, int]):
+        self.body = body
+        self.taps: list[int] = []
+        self.levels: list[FeatureLevel] = []
+        was_training = body.training
+        body.eval()
+        with torch.no_grad():
+            x = torch.zeros(1, *input_size)
+            for i, (name, layer) in enumerate(body.named_children()):
+                x = layer(x)
+                if x.dim() != 4:
+                    break
+                level = FeatureLevel(int(x.shape[1]), max(1, round(input_size[1] / x.shape[2])), name)
+                if self.levels and self.levels[-1].stride == level.stride:
+                    self.taps[-1], self.levels[-1] = i, level
+                else:
+                    self.taps.append(i)
+                    self.levels.append(level)
+        body.train(was_training)
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if not self.taps:
+            raise TypeError("this backbone flattens its input: it gives no feature pyramid")
+        out = []
+        for i, layer in enumerate(self.body):
+            x = layer(x)
+            if i in self.taps:
+                out.append(x)
+                if i == self.taps[-1]:
+                    break
+        return out
+
+
+def _pooled_width(backbone: Backbone, dc: DataConfig) -> int:
     was_training = backbone.training
     backbone.eval()
     with torch.no_grad():
@@ -243,15 +300,21 @@ class SmallNet(Backbone):
                                             image_size, c)
         _, h, w = self.data_config.input_size
         self.body = _small_net_layers(name, c, h, w)
-        self.num_features = _probe_features(self, self.data_config)  # also materialises lazy layers
+        self.num_features = _pooled_width(self, self.data_config)  # also materialises lazy layers
+        self.pyramid = SequentialPyramid(self.body, self.data_config.input_size)
+        self.feature_info = self.pyramid.levels
         self.pretrained_source = "none"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.pyramid(x)
 
-def small_net_factory(name: str, *, pretrained: bool = False, **kw: Any) -> SmallNet:
-    return SmallNet(name, pretrained=pretrained, **kw)
+
+def small_net_factory(name: str, *, pretrained: bool = False, in_chans: int | None = None,
+                      image_size: int | None = None) -> SmallNet:
+    return SmallNet(name, pretrained=pretrained, in_chans=in_chans, image_size=image_size)
 
 
 # ------------------------------------------------------------------------------- weights from a file

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -39,7 +40,28 @@ def friendly(fn):
 
 
 class ZooGroup(click.Group):
-    """Click's usage errors come as one line too (click prints a usage block and a blank line by default)."""
+    """Click's usage errors come as one line too (click prints a usage block and a blank line by default).
+    Commands plugins add (register_commands) are looked up only when a name is not zoo's own, so
+    `zoo --help` and zoo's own commands do not wait for every plugin to load."""
+
+    def _plugin_commands(self) -> dict:
+        from .plugins import get_zoo
+
+        try:
+            return get_zoo().commands
+        except ZooError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+
+    def get_command(self, ctx, name):
+        own = super().get_command(ctx, name)
+        if own is not None:
+            return own
+        found = self._plugin_commands().get(name)
+        return found[0] if found else None
+
+    def list_commands(self, ctx):
+        return [*super().list_commands(ctx), *sorted(self._plugin_commands())]
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -63,10 +85,11 @@ def main():
     """zoo: transfer learning for computer vision, one command per task.
 
     \b
-      zoo list                          what is installed
-      zoo train classify                train on the embedded digits
-      zoo train classify --data pets/   train on your own folder of class folders
-      zoo predict runs/classify-001 cat.jpg
+      zoo list                          what is installed: tasks, components, commands
+      zoo train TASK                    train a task on its embedded dataset
+      zoo train TASK --data DIR         train it on your own data
+      zoo predict RUN photo.jpg         predict with a trained run
+      zoo plugin new NAME               write a plugin skeleton
     """
 
 
@@ -76,8 +99,15 @@ def _component_rows(zoo, kind: str) -> list[dict[str, Any]]:
     rows = []
     for c in zoo.registries[kind]:
         row = {"name": c.name, "plugin": c.plugin, "description": c.description}
+        for field in ("output", "input", "accepts", "suffix"):
+            if hasattr(c.spec, field):
+                value = getattr(c.spec, field)
+                row[field] = list(value) if isinstance(value, tuple) else value
         if c.is_family:
             row["models"] = len(c.family_names())
+        options = c.options() if kind != "task" else None
+        if options:
+            row["options"] = {k: (None if v is inspect.Parameter.empty else v) for k, v in options.items()}
         rows.append(row)
     return rows
 
@@ -114,6 +144,7 @@ def list_cmd(as_json: bool, backbone_pattern: str | None):
         click.echo(json.dumps({
             "plugins": [p.as_dict() for p in zoo.plugins],
             "components": {PLURAL[k]: _component_rows(zoo, k) for k in KINDS},
+            "commands": [{"name": n, "plugin": p} for n, (_, p) in sorted(zoo.commands.items())],
             "known_models": known_models(zoo),
         }, indent=2))
         return
@@ -124,8 +155,11 @@ def list_cmd(as_json: bool, backbone_pattern: str | None):
         for kind in KINDS:
             comps = [c for c in zoo.registries[kind] if c.plugin == p.name]
             if comps:
-                names = [f"{c.name} ({len(c.family_names())} models)" if c.is_family else c.name for c in comps]
+                names = [f"{c.name}:* ({len(c.family_names())} models)" if c.is_family else c.name for c in comps]
                 click.echo(f"    {PLURAL[kind] + ':':<11}{', '.join(names)}")
+        commands = [n for n, (_, plugin) in sorted(zoo.commands.items()) if plugin == p.name]
+        if commands:
+            click.echo(f"    {'commands:':<11}{', '.join('zoo ' + n for n in commands)}")
     models = known_models(zoo)
     if models:
         click.echo("\nknown models (registry.toml):")
@@ -141,45 +175,19 @@ def list_cmd(as_json: bool, backbone_pattern: str | None):
 
 # ---------------------------------------------------------------------------------------------- train
 
+def _setting_option(setting):
+    """A click option for a settings.Setting: its one source of type, choices and help."""
+    name = setting.flag_name
+    if setting.type is bool:
+        return click.option(f"{name}/--no-{name[2:]}", setting.name, default=None, help=setting.help)
+    kind = click.Choice(list(setting.choices)) if setting.choices else setting.type
+    return click.option(name, setting.name, type=kind, default=None, help=setting.help)
+
+
 def _train_options(fn):
-    options = [
-        click.option("--data", help="Your data: a folder (DIR/<class>/*.jpg or DIR/train, DIR/val) or a CSV file."),
-        click.option("--dataset", help="Dataset component to read --data with (default: inferred)."),
-        click.option("--backbone", help="Backbone: a timm name (resnet18), torchvision:NAME, or a small net (cnn2)."),
-        click.option("--head", help="Head component (zoo list shows them)."),
-        click.option("--loss", help="Loss component."),
-        click.option("--weights", type=click.Path(dir_okay=False), help="Backbone weights file (.safetensors or .pth)."),
-        click.option("--pretrained/--no-pretrained", default=None, help="Start from pretrained weights (default) or random."),
-        click.option("--mode", type=click.Choice(["frozen", "finetune", "staged"]),
-                     help="frozen: head only; finetune: everything; staged: head first, then unfreeze."),
-        click.option("--freeze-epochs", type=int, help="staged: epochs before the backbone is unfrozen."),
-        click.option("--backbone-lr-mult", type=float, help="Backbone learning rate as a fraction of --lr."),
-        click.option("--epochs", type=int),
-        click.option("--batch-size", type=int),
-        click.option("--lr", type=float, help="Learning rate of the head."),
-        click.option("--weight-decay", type=float),
-        click.option("--optimizer", type=click.Choice(["adamw", "sgd"])),
-        click.option("--momentum", type=float, help="SGD momentum."),
-        click.option("--schedule", type=click.Choice(["cosine", "step", "onecycle", "constant"])),
-        click.option("--warmup-epochs", type=float),
-        click.option("--step-size", type=int, help="step schedule: epochs between decays."),
-        click.option("--gamma", type=float, help="step schedule: decay factor."),
-        click.option("--clip-grad", type=float, help="Clip gradients to this norm (0: off)."),
-        click.option("--accum-steps", type=int, help="Accumulate gradients over this many batches."),
-        click.option("--patience", type=int, help="Stop after this many epochs without improvement (0: off)."),
-        click.option("--image-size", type=int, help="Override the backbone's input size."),
-        click.option("--augment", type=click.Choice(["standard", "light", "none"])),
-        click.option("--cache-features/--no-cache-features", default=None,
-                     help="Frozen mode: compute backbone features once, then train only the head on them (no augmentation)."),
-        click.option("--val-fraction", type=float, help="Share held out for validation when data has no val split."),
-        click.option("--seed", type=int),
-        click.option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps."),
-        click.option("--amp/--no-amp", default=None, help="Mixed precision on CUDA (default on)."),
-        click.option("--amp-dtype", type=click.Choice(["auto", "bfloat16", "float16"]),
-                     help="auto: bfloat16 where the GPU supports it, else float16 with a gradient scaler."),
-        click.option("--channels-last/--no-channels-last", default=None, help="channels_last memory format on CUDA."),
-        click.option("--workers", type=int, help="Data-loading processes (-1: auto)."),
-        click.option("--out", type=click.Path(file_okay=False), help="Run directory (default runs/<task>-NNN)."),
+    from .settings import SETTINGS
+
+    options = [_setting_option(s) for s in SETTINGS if s.flag] + [
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="Any setting or component option, e.g. --set head.dropout=0.3 (repeatable)."),
         click.option("--config", type=click.Path(dir_okay=False), help="A TOML run file; flags win over it."),
@@ -196,12 +204,12 @@ def _train_options(fn):
 @_train_options
 @friendly
 def train(task: str | None, sets: tuple[str, ...], config: str | None, resume: str | None, quiet: bool, **flags):
-    """Train TASK (e.g. classify) on its embedded dataset, or on --data."""
+    """Train TASK (zoo list shows them) on its embedded dataset, or on --data."""
     from .config import parse_set
     from .trainer import train as run_training
 
     if task is None and resume is None:
-        raise ZooError("name a task (zoo train classify) or a run to continue (--resume RUN); zoo list shows tasks")
+        raise ZooError("name a task (zoo train TASK) or a run to continue (--resume RUN); zoo list shows tasks")
     settings = {**{k: v for k, v in flags.items() if v is not None}, **parse_set(sets)}
     result = run_training(task or "", config=config, resume=resume, quiet=quiet, **settings)
     metric = next((k for k in result.best if k != "epoch"), None)
@@ -213,65 +221,93 @@ def train(task: str | None, sets: tuple[str, ...], config: str | None, resume: s
 
 @main.command("eval")
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
-@click.option("--data", required=True, help="Labelled data in a format the run's task reads.")
+@click.option("--data", help="Labelled data in a format the run's task reads (default: the run's own validation split).")
 @click.option("--dataset", help="Dataset component (default: inferred from --data).")
 @click.option("--device", default="auto")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False),
-              help="Also write the confusion matrix and report files into this folder.")
+              help="Also write the task's report (e.g. confusion matrix) and predictions drawn on images into this folder.")
 @click.option("--json", "as_json", is_flag=True)
 @friendly
-def eval_cmd(run: str, data: str, dataset: str | None, device: str, report_dir: str | None, as_json: bool):
-    """Evaluate a trained RUN on labelled data."""
+def eval_cmd(run: str, data: str | None, dataset: str | None, device: str, report_dir: str | None, as_json: bool):
+    """Evaluate a trained RUN on labelled data, or on its own validation split."""
     from .api import load_run
 
     r = load_run(run, device=device)
     scores, metrics = r.evaluate(data, dataset=dataset)
     if report_dir:
         Path(report_dir).mkdir(parents=True, exist_ok=True)
-        metrics.report(report_dir, prefix="eval_")
+        written = metrics.report(report_dir, prefix="eval_")
+        drawn = r.draw_examples(Path(report_dir) / "eval_predictions.png")
+        click.echo(f"wrote {', '.join(map(str, [*written, *([drawn] if drawn else [])]))}", err=True)
     if as_json:
-        detail = metrics.per_class() if hasattr(metrics, "per_class") else None
-        click.echo(json.dumps({**scores, **({"per_class": detail} if detail else {})}, indent=2))
+        click.echo(json.dumps({**scores, **metrics.details()}, indent=2))
         return
-    if hasattr(metrics, "table"):
+    if metrics.table():
         click.echo(metrics.table())
     click.echo("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()))
 
 
-@main.command()
+def _task_options(tokens: tuple[str, ...], task) -> tuple[list[str], dict[str, Any]]:
+    """Split `zoo predict`'s free arguments into images and the task's own options (-k 3, --top-k=3)."""
+    by_flag = {}
+    for s in task.predict_options:
+        by_flag[s.flag_name] = s
+        if getattr(s, "short", ""):
+            by_flag["-" + s.short] = s
+    images, options, i = [], {}, 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.startswith("-") and not Path(token).exists():
+            flag, eq, value = token.partition("=")
+            if flag not in by_flag:
+                known = ", ".join(sorted(by_flag)) or "none"
+                raise ZooError(f"no such option: {flag} (task '{task.name}' takes: {known}; see: zoo predict --help)")
+            s = by_flag[flag]
+            if not eq:
+                if s.type is bool:
+                    value = "true"
+                else:
+                    if i + 1 >= len(tokens):
+                        raise ZooError(f"option {flag} needs a value")
+                    i += 1
+                    value = tokens[i]
+            options[s.name] = s.check(value, f"option {flag}")
+        else:
+            images.append(token)
+        i += 1
+    return images, options
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("target", metavar="RUN|BACKBONE")
-@click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("-k", "--top-k", default=3, show_default=True, help="How many classes to show per image.")
+@click.argument("images", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--device", default="auto")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--draw", type=click.Path(dir_okay=False), help="Also draw the images with their predictions into this PNG.")
+@click.option("--draw", type=click.Path(dir_okay=False), help="Also draw the predictions on the images into this PNG.")
 @friendly
-def predict(target: str, images: tuple[str, ...], top_k: int, device: str, as_json: bool, draw: str | None):
-    """Predict IMAGES (files or folders) with a trained RUN, or with a pretrained BACKBONE and the
-    classifier it was trained with (ImageNet classes: zoo predict efficientnet_lite0 cat.jpg)."""
-    from .api import Pretrained, load_run, resolve_target
+def predict(target: str, images: tuple[str, ...], device: str, as_json: bool, draw: str | None):
+    """Predict IMAGES (files or folders) with a trained RUN, or with a pretrained BACKBONE and the head it
+    was trained with (e.g. ImageNet classes). The run's task adds its own options (e.g. -k/--top-k N
+    for classification)."""
+    from .api import load_target
 
-    kind, what = resolve_target(target)
-    predictor = load_run(what, device=device) if kind == "run" else Pretrained(what, device=device)
-    results, skipped = predictor.predict_paths(images, top_k=top_k)
+    predictor = load_target(target, device=device)
+    paths, options = _task_options(images, predictor.task)
+    if not paths:
+        raise ZooError("no images given: zoo predict RUN IMAGE...")
+    results, skipped = predictor.predict_paths(paths, **options)
     for path, reason in skipped:
         click.echo(f"skipped {path}: {reason}", err=True)
     if not results:
         raise ZooError("no readable image among the inputs")
     if draw:
-        from .data import load_image
-        from .plots import draw_predictions
-
-        shown = results[:48]
-        draw_predictions([load_image(p["image"]) for p in shown],
-                         [f"{Path(p['image']).name}\n{predictor.format_prediction({**p, 'top': p.get('top', [])[:1]})}"
-                          if "top" in p else Path(p["image"]).name for p in shown], Path(draw))
-        click.echo(f"drew {len(shown)} prediction(s) into {draw}", err=True)
+        predictor.draw(results, draw)
+        click.echo(f"drew {min(len(results), 48)} prediction(s) into {draw}", err=True)
     if as_json:
-        click.echo(json.dumps(results, indent=2))
+        click.echo(json.dumps([p.record() for p in results], indent=2))
         return
     for p in results:
-        click.echo(f"{p['image']}: {predictor.format_prediction(p)}")
+        click.echo(f"{p.source}: {p.caption()}")
 
 
 # -------------------------------------------------------------------------------------------- inspect
@@ -308,7 +344,7 @@ def inspect_cmd(target: str, depth: int, mode: str | None, image_size: int | Non
         load_target,
         summarise,
     )
-    from .trainer import pick_device
+    from .device import pick_device
 
     if (layers or out) and not image:
         raise ZooError("--layers and --out go with --feature-maps IMAGE")
@@ -326,7 +362,7 @@ def inspect_cmd(target: str, depth: int, mode: str | None, image_size: int | Non
         if not wanted:
             raise ZooError("no layer gives a feature map larger than 1x1 to draw")
         names = list(dict.fromkeys(find_layer(t.model, w, [r.name for r in summary.rows]) for w in wanted))
-        shown, maps = feature_maps(t.model, t.data_config, image, names)
+        shown, maps = feature_maps(t.model, t.data_config, image, names, t.fit)
         path = Path(out) if out else Path(f"{Path(image).stem}-feature-maps.png")
         plot_feature_maps(shown, maps, path, channels=channels)
         result["feature_maps"] = {"image": image, "path": str(path),
@@ -345,22 +381,42 @@ def inspect_cmd(target: str, depth: int, mode: str | None, image_size: int | Non
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--format", "fmt", default="onnx", show_default=True, help="An exporter: zoo list shows them.")
-@click.option("--out", type=click.Path(dir_okay=False), help="Output file (default: RUN/model.<suffix>).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), help="Output file (default: RUN/model.<suffix>).")
 @friendly
 def export(run: str, fmt: str, out: str | None):
-    """Export a trained RUN for deployment (ONNX, TorchScript, or a plugin's format)."""
-    import torch
-
+    """Export a trained RUN for deployment (ONNX, TorchScript, or a plugin's format), with the task's
+    output names and metadata (task, classes, preprocessing) inside the file."""
     from .api import load_run
-    from .artifacts import atomic_write
-    from .plugins import get_zoo
+    from .export import export as export_run
 
-    component = get_zoo().exporters.get(fmt)
-    r = load_run(run, device="cpu")
-    path = Path(out) if out else Path(run) / f"model{component.extra.get('suffix', '.' + fmt)}"
-    example = torch.zeros(1, *r.data_config.input_size)
-    atomic_write(path, lambda p: component.factory(r.model, example, p))
-    click.echo(f"wrote {path}")
+    path, facts = export_run(load_run(run, device="cpu"), fmt, out)
+    detail = [f"{facts.pop('bytes') / 1e6:.2f} MB"]
+    if "outputs" in facts:
+        detail.append("outputs " + ", ".join(facts.pop("outputs")))
+    if "max_abs_diff_vs_pytorch" in facts:
+        detail.append(f"max abs diff vs PyTorch {facts.pop('max_abs_diff_vs_pytorch'):.2e}")
+    click.echo(f"wrote {path} ({'; '.join(detail)})")
+
+
+# --------------------------------------------------------------------------------------------- plugin
+
+@main.group()
+def plugin():
+    """Write and check plugins."""
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.option("--dir", "parent", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Where to create the zoo-NAME folder.")
+@friendly
+def plugin_new(name: str, parent: str):
+    """Write a plugin skeleton zoo-NAME/: a task with an embedded dataset, a head, a pyproject with its
+    entry point and a test. `pip install -e zoo-NAME && zoo train NAME` trains it as it is."""
+    from .scaffold import new_plugin
+
+    root = new_plugin(name, Path(parent))
+    click.echo(f"wrote {root}/; next: pip install -e {root} && zoo train {name.lower()}")
 
 
 if __name__ == "__main__":

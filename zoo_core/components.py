@@ -1,14 +1,30 @@
-"""The types that flow between plugins and the trainer."""
+"""The types that flow between plugins and the core: a backbone and its features, data splits and
+batches, a task, its metrics and its predictions.
+
+Output kinds. Heads say what kind of raw output they produce, losses which kinds they accept, tasks
+which kind they need, datasets which kind their targets label: a short string such as
+"logits/class" or "regression/box". The core gives these strings no meaning beyond matching them
+(losses may accept a wildcard: "regression/*"), so a new task brings new kinds with no core change,
+and a wrong mix (a box head on a classifier) is a one-line error before any data is read.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .settings import Setting
+    from .transforms import Geometry
+
+
+# ------------------------------------------------------------------------------------------ backbone
 
 @dataclass
 class DataConfig:
@@ -39,46 +55,140 @@ class DataConfig:
         )
 
 
+@dataclass(frozen=True)
+class FeatureLevel:
+    """One level of a backbone's feature pyramid: its channels and its stride (input pixels per cell)."""
+
+    channels: int
+    stride: int
+    name: str = ""
+
+
+@dataclass
+class PretrainedHead:
+    """The head a backbone's weights were trained with (e.g. ImageNet's 1000-class classifier), with
+    the facts a task needs to read its outputs (e.g. {"classes": [...], "class_ids": [...]}).
+    `zoo predict BACKBONE` asks the task whose output kind matches to predict with it."""
+
+    module: nn.Module
+    output: str
+    info: dict[str, Any]
+
+
+class Backbone(nn.Module):
+    """A feature extractor with two views of an image:
+
+    - forward(x) -> pooled features (B, num_features), for heads with input="pooled";
+    - forward_features(x) -> a feature pyramid, a list of (B, C_i, H_i, W_i) maps from shallow to deep
+      as `feature_info` describes them, for heads with input="pyramid" (boxes, masks, heatmaps).
+    """
+
+    num_features: int
+    data_config: DataConfig
+    feature_info: list[FeatureLevel]
+    pretrained_source: str = "none"  # what the weights came from, for the run's config and `zoo list`
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        raise TypeError(f"{type(self).__name__} gives no feature pyramid")
+
+    def set_pretrained_head(self, head: PretrainedHead) -> None:
+        """Keep the head the weights were trained with, outside the module tree on purpose: transfer
+        models never train, save or count it."""
+        self.__dict__["_pretrained_head"] = head
+
+    @property
+    def pretrained_head(self) -> PretrainedHead | None:
+        return self.__dict__.get("_pretrained_head")
+
+
+# ---------------------------------------------------------------------------------------------- data
+
 @dataclass
 class DataSplits:
-    """What a dataset factory returns."""
+    """What a dataset factory returns. `train` and `val` hold raw samples: dicts with
+    "image" (a PIL image, or a path loaded lazily), "target" (anything the task understands; geometric
+    targets as torchvision tv_tensors so transforms move them with the image) and optionally "id".
+    The task's transforms turn them into tensors; the dataset never resizes or normalises."""
 
     train: torch.utils.data.Dataset
     val: torch.utils.data.Dataset
     info: dict[str, Any]  # JSON-able facts heads, losses and metrics need (e.g. {"classes": [...]})
-    collate: Callable | None = None  # for targets torch's default collate cannot stack (boxes, sequences)
-    in_memory: bool = False  # small in-memory data loads fastest without worker processes
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of unreadable files
     description: str = ""
+    in_memory: bool = False  # small in-memory data loads fastest without worker processes
+    # (dataset, batch_size, generator) -> a sampler of index lists, for PK sampling or aspect-ratio
+    # batches; it must draw its randomness from `generator` so that runs resume exactly.
+    batch_sampler: Callable[[Any, int, torch.Generator], Any] | None = None
 
 
-class Backbone(nn.Module):
-    """A feature extractor. forward(x) gives pooled features (B, num_features);
-    forward_map(x) gives the last spatial feature map (B, C, H, W) for dense heads."""
+@dataclass
+class Batch:
+    """What a step receives: inputs (B, C, H, W), targets as the task collated them, and per image the
+    geometry that maps model-input pixels back to the original image (None where unknown) and its id."""
 
-    num_features: int
-    data_config: DataConfig
-    pretrained_source: str = "none"  # what the weights came from, for the run's config and `zoo list`
+    inputs: Any
+    targets: Any = None
+    geometry: list["Geometry | None"] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
 
-    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
-        raise TypeError(f"{type(self).__name__} has no spatial feature map")
+    def __len__(self) -> int:
+        return len(self.inputs) if not isinstance(self.inputs, (list, tuple)) else len(self.inputs[0])
 
-    def set_pretrained_classifier(self, classifier: nn.Module, labels: list[str],
-                                  label_ids: list[str] | None = None) -> None:
-        """Keep the classifier the weights were trained with (e.g. ImageNet's 1000 classes), mapping
-        forward()'s features to logits, for `zoo predict BACKBONE`. It is kept outside the module tree
-        on purpose: transfer models never train, save or count it."""
-        if len(labels) != getattr(classifier, "out_features", len(labels)):
-            raise ValueError(f"{len(labels)} labels for a classifier with {classifier.out_features} outputs")
-        self.__dict__["_pretrained_classifier"] = (classifier.eval(), list(labels), list(label_ids or []))
+    def pin_memory(self) -> "Batch":  # called by DataLoader(pin_memory=True)
+        return Batch(_apply(self.inputs, lambda t: t.pin_memory()), _apply(self.targets, lambda t: t.pin_memory()),
+                     self.geometry, self.ids)
 
-    def pretrained_classifier(self) -> tuple[nn.Module, list[str], list[str]] | None:
-        """(classifier, class names, class ids such as WordNet synsets), or None when the backbone has none."""
-        return self.__dict__.get("_pretrained_classifier")
+    def to(self, device: torch.device, channels_last: bool = False) -> "Batch":
+        def move(t: torch.Tensor) -> torch.Tensor:
+            if channels_last and t.dim() == 4 and t.is_floating_point():
+                return t.to(device, non_blocking=True, memory_format=torch.channels_last)
+            return t.to(device, non_blocking=True)
 
+        return Batch(_apply(self.inputs, move), _apply(self.targets, lambda t: t.to(device, non_blocking=True)),
+                     self.geometry, self.ids)
+
+
+def _apply(obj: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """fn on every tensor nested in lists, tuples and dicts (tv_tensors keep their type)."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _apply(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_apply(v, fn) for v in obj)
+    return obj
+
+
+def detach(obj: Any) -> Any:
+    """Outputs for metrics: detached, and float32 again if computed under autocast."""
+    return _apply(obj, lambda t: t.detach().float() if t.is_floating_point() else t.detach())
+
+
+# ------------------------------------------------------------------------------------ training step
+
+@dataclass
+class StepOutput:
+    """What a training or validation step gives back: the loss to minimise, its named parts (logged
+    and plotted as train_loss_<name>, val_loss_<name>), and the raw outputs for the metrics."""
+
+    loss: torch.Tensor
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)
+    outputs: Any = None
+
+    @classmethod
+    def from_loss(cls, loss: torch.Tensor | dict[str, torch.Tensor], outputs: Any = None) -> "StepOutput":
+        """A loss function may return one tensor, or a dict of named terms whose sum is the loss."""
+        if isinstance(loss, dict):
+            if not loss:
+                raise ValueError("the loss returned an empty dict")
+            return cls(sum(loss.values()), dict(loss), outputs)
+        return cls(loss, {}, outputs)
+
+
+# ------------------------------------------------------------------------------------------- metrics
 
 class Metrics(ABC):
-    """Accumulates outputs and targets over an epoch. compute() gives scalar metrics (JSON-able)."""
+    """Accumulates outputs and targets over an epoch; compute() gives scalar metrics (JSON-able)."""
 
     @abstractmethod
     def reset(self) -> None: ...
@@ -89,34 +199,177 @@ class Metrics(ABC):
     @abstractmethod
     def compute(self) -> dict[str, float]: ...
 
+    def details(self) -> dict[str, Any]:
+        """JSON-able detail beyond the scalars (per-class rows, a confusion matrix): `zoo eval --json`."""
+        return {}
+
+    def table(self) -> str:
+        """The details as aligned text for the terminal (`zoo eval`); empty when there are none."""
+        return ""
+
     def report(self, run_dir, prefix: str = "") -> list[str]:
         """Write plots or tables for the last compute() into run_dir; return the files written."""
         return []
 
 
+# --------------------------------------------------------------------------------------- predictions
+
+class Prediction(ABC):
+    """One image's prediction, in the original image's pixels. It knows how to be JSON, a one-line
+    caption for the terminal, and a drawing on the original image; `zoo predict`, `zoo eval --report`
+    and the Python API use nothing else."""
+
+    source: str = ""  # the image it is for (a path, or "<PIL image>"); set by the core
+
+    @abstractmethod
+    def to_json(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def caption(self) -> str: ...
+
+    def draw(self, image: "Image.Image") -> "Image.Image":
+        """The image with the prediction drawn on it; by default the caption written over it."""
+        from .draw import draw_caption
+
+        return draw_caption(image, self.caption())
+
+    def record(self) -> dict[str, Any]:
+        """What `zoo predict --json` prints for one image."""
+        return {"image": self.source, **self.to_json()}
+
+
+# ---------------------------------------------------------------------------------------------- task
+
 class Task(ABC):
-    """A task's default recipe and its task-specific logic. Subclass it in a plugin."""
+    """A task: its output kind, default recipe, transforms, training step, metrics, predictions and
+    deployment. Subclass it in a plugin and register the class with register_tasks."""
 
     name: str = ""
     description: str = ""
-    # Hyper-parameters and component names `zoo train <task>` uses when the user gives none.
+    output: str = ""  # the output kind its heads produce, e.g. "logits/class"
+    # Settings `zoo train <task>` uses when the user gives none: "dataset" is the embedded default
+    # (used only without --data), "backbone", "head", "loss" and any hyper-parameter of settings.py.
     defaults: dict[str, Any] = {}
-    # Datasets to try, in order, for a user's --data path (each dataset's `matches` decides).
-    formats: list[str] = []
     # The metric that decides the best checkpoint and early stopping.
     primary_metric: str = "val_loss"
-    primary_mode: str = "min"
+    primary_mode: Literal["min", "max"] = "min"
+    # How an image is fitted to the model's input at evaluation and prediction: "crop" (shorter side,
+    # centre crop: classification), "pad" (letterbox: nothing is cut off) or "stretch" (resize to the
+    # input size, aspect ratio not kept). Geometric tasks must not crop: a box near the edge would be lost.
+    fit: Literal["crop", "pad", "stretch"] = "crop"
+    # Options of `zoo predict` and Run.predict for this task (e.g. top_k), as settings.Setting objects.
+    predict_options: Sequence["Setting"] = ()
 
     def outputs_info(self, info: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         """Add what heads need (e.g. num_outputs) to the dataset's info, given the run config."""
         return info
 
+    def transforms(self, data_config: DataConfig, augment: str) -> tuple[Callable, Callable]:
+        """(train, eval) transforms: sample dict -> sample dict with a normalised "image" tensor, the
+        target moved with it, and "geometry". Eval is also what prediction uses, exactly."""
+        from .transforms import image_transforms
+
+        return image_transforms(data_config, augment, fit=self.fit)
+
+    def collate(self, samples: list[dict[str, Any]]) -> Batch:
+        """Transformed samples into a Batch; targets torch's default collate cannot stack (boxes of
+        different counts) are kept as lists."""
+        from .transforms import collate_samples
+
+        return collate_samples(samples)
+
+    def optimizer_groups(self, model: nn.Module, loss_fn: Any, cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """Named optimizers and their parameter groups. The default: one optimizer, the head at lr, the
+        backbone at lr * backbone_lr_mult, and any parameters inside the loss (CosFace's class weights)
+        at lr. A GAN returns two names; step() is then called once per name, in order."""
+        groups = [{"params": list(model.head.parameters()), "lr": cfg["lr"], "name": "head"},
+                  {"params": list(model.backbone.parameters()), "lr": cfg["lr"] * cfg["backbone_lr_mult"], "name": "backbone"}]
+        if isinstance(loss_fn, nn.Module):
+            groups.append({"params": list(loss_fn.parameters()), "lr": cfg["lr"], "name": "loss"})
+        return {"main": [g for g in groups if g["params"]]}
+
+    def step(self, model: nn.Module, batch: Batch, loss_fn: Any, optimizer: str = "main") -> StepOutput:
+        """One forward pass and its loss, for the named optimizer. Training runs it with gradients,
+        validation the same without."""
+        outputs = model(batch.inputs)
+        return StepOutput.from_loss(loss_fn(outputs, batch.targets), outputs)
+
     @abstractmethod
     def metrics(self, info: dict[str, Any]) -> Metrics: ...
 
     @abstractmethod
-    def predict(self, outputs: Any, info: dict[str, Any], top_k: int = 5) -> list[dict[str, Any]]:
-        """Turn a batch of raw model outputs into one JSON-able prediction per image."""
+    def predict(self, outputs: Any, geometry: list["Geometry | None"], info: dict[str, Any],
+                **options: Any) -> list[Prediction]:
+        """A batch of raw outputs into one Prediction per image, mapped to original-image pixels
+        through each image's geometry. `options` are this task's predict_options."""
 
-    def format_prediction(self, prediction: dict[str, Any]) -> str:
-        return str(prediction)
+    def deploy(self, model: nn.Module, info: dict[str, Any]) -> tuple[nn.Module, list[str]]:
+        """The model as exported, and its output names: a task may add softmax, decoding or
+        normalisation so that the file's outputs are what a user consumes."""
+        return model, ["output"]
+
+
+# ------------------------------------------------------------------------------------ registrations
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset: factory(source, *, data_config, seed, val_fraction, **options) -> DataSplits.
+    `source` is the user's --data (None for an embedded dataset); at evaluation time
+    `reference_info=` carries the trained model's info so labels are indexed as the model learned them."""
+
+    name: str
+    factory: Callable[..., DataSplits]
+    output: str  # the output kind its targets label, e.g. "logits/class"
+    description: str = ""
+    matches: Callable[[str], bool] | None = None  # can it read this --data path? (used to infer --dataset)
+    recipe: dict[str, Any] = field(default_factory=dict)  # settings that suit this data (the user's win)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A backbone, or with family=True a family of them ("timm": any timm model by name).
+    factory(name, *, pretrained, in_chans=None, image_size=None, **options) -> Backbone."""
+
+    name: str
+    factory: Callable[..., Backbone]
+    description: str = ""
+    family: bool = False
+    names: Callable[[], list[str]] | None = None  # family members, for listing and did-you-mean
+    has: Callable[[str], bool] | None = None  # fast membership test (default: name in names())
+    local_weights: bool = False  # pretrained weights install with the plugin: works offline
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A head: factory(backbone, info, **options) -> nn.Module, taking the backbone's pooled features
+    (input="pooled", width backbone.num_features) or its pyramid (input="pyramid", levels in
+    backbone.feature_info) and producing outputs of kind `output`."""
+
+    name: str
+    factory: Callable[..., nn.Module]
+    output: str
+    input: Literal["pooled", "pyramid"] = "pooled"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A loss: factory(info, **options) -> callable(outputs, targets) -> tensor, or a dict of named
+    terms. An nn.Module loss may hold trainable parameters; they are optimised with the head."""
+
+    name: str
+    factory: Callable[..., Any]
+    accepts: tuple[str, ...]  # output kinds, wildcards allowed ("regression/*")
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ExporterSpec:
+    """An exporter: factory(model, example, path, *, output_names, metadata, **options) -> dict of facts
+    to print (size, parity). `model` is the task's deployment model; `metadata` is JSON-able
+    (task, classes, preprocessing, zoo version) and belongs in the file."""
+
+    name: str
+    factory: Callable[..., dict[str, Any] | None]
+    suffix: str
+    description: str = ""

@@ -1,23 +1,21 @@
-"""Images in, tensors out: robust image loading, transforms derived from the backbone, splits.
-
-Shared by every image plugin so that bad files are handled the same way everywhere.
+"""Images and tables in: robust image loading with skip reporting, CSV reading with path-column
+resolution, seeded splits. Part of the public API (zoo_core re-exports it) so that every plugin
+handles bad files, odd CSVs and splits the same way, and none copies another's helpers.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import random
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
-from torchvision.transforms import v2 as T
 
-from .components import DataConfig
 from .errors import ZooError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
@@ -136,62 +134,6 @@ def scan_images(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]
     return good, bad
 
 
-_INTERPOLATION = {
-    "nearest": T.InterpolationMode.NEAREST,
-    "bilinear": T.InterpolationMode.BILINEAR,
-    "bicubic": T.InterpolationMode.BICUBIC,
-}
-
-AUGMENTATIONS = ("standard", "light", "none")
-
-
-def build_transforms(dc: DataConfig, augment: str = "standard") -> tuple[Callable, Callable]:
-    """(train, eval) transforms from a backbone's data config, timm's way.
-
-    eval: shorter side to size/crop_pct, center crop; train: 'standard' = random resized crop + horizontal flip
-    (photos), 'light' = small shifts/rotations and no flip (digits, text: flipping changes the label),
-    'none' = the eval transform."""
-    if augment not in AUGMENTATIONS:
-        raise ZooError(f"unknown augment '{augment}': use one of {', '.join(AUGMENTATIONS)}")
-    _, h, w = dc.input_size
-    interp = _INTERPOLATION.get(dc.interpolation, T.InterpolationMode.BILINEAR)
-    finish = [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(dc.mean, dc.std)]
-    # As timm evaluates ImageNet models: the shorter side to size/crop_pct, keeping the aspect ratio
-    # (squashing a 3:2 photo to a square distorts what the pretrained filters see), then the centre crop.
-    scale_size = int(h / dc.crop_pct) if h == w else (int(h / dc.crop_pct), int(w / dc.crop_pct))
-    eval_tf = T.Compose([T.Resize(scale_size, interpolation=interp, antialias=True), T.CenterCrop((h, w)), *finish])
-    if augment == "standard":
-        train_tf = T.Compose([T.RandomResizedCrop((h, w), scale=(0.25, 1.0), interpolation=interp, antialias=True),
-                              T.RandomHorizontalFlip(), *finish])
-    elif augment == "light":
-        train_tf = T.Compose([T.Resize((h, w), interpolation=interp, antialias=True),
-                              T.RandomAffine(degrees=10, translate=(0.08, 0.08), scale=(0.9, 1.1), interpolation=interp),
-                              *finish])
-    else:
-        train_tf = eval_tf
-    return train_tf, eval_tf
-
-
-class ImageDataset(torch.utils.data.Dataset):
-    """(image, target) pairs; an image is a path (loaded lazily) or a PIL image already in memory."""
-
-    def __init__(self, items: Sequence[tuple[Any, Any]], transform: Callable, channels: int):
-        self.items = list(items)
-        self.transform = transform
-        self.channels = channels
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
-        image, target = self.items[i]
-        if isinstance(image, Image.Image):
-            image = to_mode(image, self.channels)
-        else:
-            image = load_image(image, self.channels)
-        return self.transform(image), target
-
-
 def stratified_split(labels: Sequence[Any], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Indices for train and val, keeping each label's share; seeded, so the same every run.
 
@@ -227,3 +169,82 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
         else:
             raise ZooError(f"{p}: no such file or directory")
     return out
+
+
+def random_split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices for train and val of n unlabelled-by-class items (boxes, points, ...): seeded, at least
+    one of each when n >= 2."""
+    if val_fraction >= 1.0:
+        return [], list(range(n))
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    n_val = min(max(int(round(n * val_fraction)), 1), n - 1) if n >= 2 else 0
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+# ------------------------------------------------------------------------------------------------ CSV
+
+PATH_COLUMNS = ("path", "file", "filename", "image", "image_path", "img", "file_name")
+
+
+def read_csv(path: str | Path, columns: dict[str, Sequence[str]], *, optional: Sequence[str] = (),
+             chosen: dict[str, str | None] | None = None) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows of a CSV (or .tsv) as dicts keyed by zoo's column names, and the file's header.
+
+    `columns` maps each name zoo wants to the header names accepted for it, case-insensitive
+    ({"path": PATH_COLUMNS, "label": ("label", "class")}); `chosen` holds the user's explicit picks
+    (--set dataset.label_column=NAME); names in `optional` may be missing (their value is "").
+    Every problem is a one-line ZooError naming the file, and the column when one is missing."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ZooError(f"{path}: not a UTF-8 text CSV file") from None
+    except OSError as e:
+        raise ZooError(f"{path}: cannot read ({e.strerror})") from None
+    if not text.strip():
+        raise ZooError(f"{path}: the CSV file is empty")
+    dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
+    chosen = chosen or {}
+    try:
+        reader = csv.DictReader(text.splitlines(), dialect=dialect)
+        header = [c for c in (reader.fieldnames or []) if c is not None]
+        lower = {c.strip().lower(): c for c in header}
+        picked: dict[str, str | None] = {}
+        for name, accepted in columns.items():
+            wanted = chosen.get(name)
+            if wanted is not None:
+                if wanted not in header:
+                    raise ZooError(f"{path}: no column '{wanted}' (columns: {', '.join(header)})")
+                picked[name] = wanted
+                continue
+            picked[name] = next((lower[a] for a in accepted if a in lower), None)
+            if picked[name] is None and name not in optional:
+                raise ZooError(f"{path}: missing the {name} column (columns: {', '.join(header) or 'none'}); name it "
+                               f"one of {', '.join(accepted)} or pass --set dataset.{name}_column=NAME")
+        rows = [{name: (r.get(col) or "").strip() if col else "" for name, col in picked.items()} for r in reader]
+    except csv.Error as e:
+        raise ZooError(f"{path}: malformed CSV ({e})") from None
+    if not rows:
+        raise ZooError(f"{path}: the CSV has a header but no rows")
+    return rows, header
+
+
+def resolve_path(base: str | Path, value: str) -> Path:
+    """A path from a data file, relative to the data file's folder unless absolute."""
+    p = Path(value)
+    return p if p.is_absolute() else (Path(base).parent / p).resolve()
+
+
+def check_listed_images(paths: Sequence[Path]) -> tuple[set[Path], list[tuple[str, str]]]:
+    """Which of the files a CSV or JSON lists are readable images, and (path, reason) for the rest
+    (missing files included), decoding each once."""
+    missing = {p for p in paths if not p.is_file()}
+    skipped = [(str(p), "file not found") for p in sorted(missing)]
+    good, bad = scan_images([p for p in dict.fromkeys(paths) if p not in missing])
+    return set(good), skipped + bad
+
+
+def skipped_example(skipped: Sequence[tuple[str, str]]) -> str:
+    """' (e.g. path: reason)' for the first skipped file, for an error that says why nothing was read."""
+    return f" (e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""

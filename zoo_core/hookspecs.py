@@ -1,34 +1,27 @@
-"""The plugin contract: six hooks, one per kind of component.
+"""The plugin contract: one hook per kind of component, and one for commands.
 
-Every hook receives a `register` function and calls it once per component it brings:
+Each registering hook receives a `register` function and calls it once per component, with a typed
+spec from zoo_core (a Task subclass for tasks):
 
-    @zoo_core.hookimpl
+    from zoo_core import HeadSpec, hookimpl
+
+    @hookimpl
     def register_heads(register):
-        register("mlp", make_mlp_head, description="Linear-ReLU-Dropout-Linear")
+        register(HeadSpec("mlp", make_mlp_head, output="logits/class", description="Linear-ReLU-Dropout-Linear"))
 
-`register(name, factory, *, description="", **extra)`; zoo remembers which plugin registered
-each name, and two plugins registering the same name is an error naming both.
+zoo remembers which plugin registered each name; two plugins registering the same name is an error
+naming both; a plugin that fails to import or register is listed as broken and the rest keep working.
+What each factory is called with and returns is in the spec's docstring (zoo_core/components.py):
 
-What each factory is called with, and must return (see zoo_core.components for the types):
+- register_datasets   DatasetSpec(name, factory, output, matches=, recipe=)
+- register_backbones  BackboneSpec(name, factory, family=, names=, has=)
+- register_heads      HeadSpec(name, factory, output, input="pooled"|"pyramid")
+- register_losses     LossSpec(name, factory, accepts=(output kinds...))
+- register_exporters  ExporterSpec(name, factory, suffix)
+- register_tasks      a Task subclass (name, output, defaults, transforms, step, metrics, predict, deploy)
+- register_commands   cli: the `zoo` click group; add commands to it (`@cli.command()`)
 
-- dataset   factory(source, *, data_config, seed, val_fraction, augment, **options) -> DataSplits
-            `source` is the user's --data (None for an embedded dataset). At evaluation time a
-            `reference_info=` keyword carries the trained model's info (e.g. its classes), so that
-            labels are indexed the way the model learned them. Optional extras:
-            matches=callable(source) -> bool, so a task can pick this dataset for a given path;
-            recipe={...} hyper-parameters that suit this data (used unless the user overrides).
-- backbone  factory(name, *, pretrained, in_chans=None, **options) -> Backbone
-            A name ending in ":*" ("timm:*") registers a family; give names=callable() -> list
-            and optionally has=callable(name) -> bool.
-- head      factory(backbone, info, **options) -> nn.Module, mapping backbone features to outputs.
-            Set `head.wants = "map"` to receive the spatial feature map instead of pooled features.
-- loss      factory(info, **options) -> callable(outputs, targets) -> scalar tensor
-- exporter  factory(model, example_input, path, **options) -> None; extra: suffix=".onnx"
-- task      factory() -> Task: a default recipe (dataset, backbone, head, loss, hyper-parameters),
-            metrics, and how to turn raw outputs into predictions.
-
-Outputs and targets can be any nesting of tensors, lists and dicts: the trainer never assumes one
-label per image, so boxes, masks, point sets, several heads or character sequences all fit.
+pluggy passes a hook only the arguments it names, so hooks can grow without breaking old plugins.
 """
 
 from __future__ import annotations
@@ -41,29 +34,34 @@ hookimpl = pluggy.HookimplMarker("zoo")
 
 @hookspec
 def register_datasets(register):
-    """Register datasets: loaders that turn a path (or nothing, for embedded data) into splits."""
+    """Register datasets (DatasetSpec): loaders that turn a path (or nothing, for embedded data) into splits."""
 
 
 @hookspec
 def register_backbones(register):
-    """Register backbones: feature extractors, usually pretrained, or families of them."""
+    """Register backbones (BackboneSpec): feature extractors, usually pretrained, or families of them."""
 
 
 @hookspec
 def register_heads(register):
-    """Register heads: small trainable modules put on top of a backbone."""
+    """Register heads (HeadSpec): small trainable modules put on a backbone's pooled features or pyramid."""
 
 
 @hookspec
 def register_losses(register):
-    """Register losses."""
+    """Register losses (LossSpec), each with the output kinds it accepts."""
 
 
 @hookspec
 def register_exporters(register):
-    """Register exporters that write a trained model in a deployable format."""
+    """Register exporters (ExporterSpec) that write a trained model in a deployable format."""
 
 
 @hookspec
 def register_tasks(register):
-    """Register tasks: a default recipe `zoo train <task>` runs."""
+    """Register tasks (Task subclasses): what `zoo train <task>` trains, and how its outputs are read."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add subcommands to the `zoo` command (a click.Group): @cli.command() def mycommand(): ..."""

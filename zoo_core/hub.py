@@ -11,9 +11,16 @@ from urllib.parse import urlparse
 
 from .errors import ZooError
 
-OFFLINE_ALTERNATIVES = ("use --weights FILE (a .safetensors, or a .pth loaded with weights_only=True), "
-                        "--no-pretrained to train from random initialisation, or a backbone whose weights "
-                        "are installed locally (efficientnet_lite0, from the zoo-efficientnet-lite plugin)")
+def offline_alternatives() -> str:
+    """What to do without the network: other weight sources, and the installed backbones whose
+    weights ship with their plugin (BackboneSpec(local_weights=True))."""
+    from .plugins import get_zoo
+
+    local = [c.name for c in get_zoo().backbones if c.spec.local_weights]
+    where = (f"a backbone whose weights are installed locally ({', '.join(local)})" if local
+             else "a backbone plugin whose weights install with it")
+    return ("use --weights FILE (a .safetensors, or a .pth loaded with weights_only=True), --no-pretrained to "
+            f"train from random initialisation, or {where}")
 
 
 def hf_endpoint() -> str:
@@ -37,7 +44,7 @@ def reachable(url: str, timeout: float = 3.0) -> bool:
 
 def require_reachable(url: str, what: str) -> None:
     if not reachable(url):
-        raise ZooError(f"cannot download {what}: {urlparse(url).netloc} is unreachable (offline?); {OFFLINE_ALTERNATIVES}")
+        raise ZooError(f"cannot download {what}: {urlparse(url).netloc} is unreachable (offline?); {offline_alternatives()}")
 
 
 def hf_cached(repo_id: str, filenames: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin")) -> bool:
@@ -56,5 +63,5 @@ def require_hf_weights(repo_id: str, what: str) -> None:
     if hf_cached(repo_id):
         return
     if hf_offline():
-        raise ZooError(f"{what} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; {OFFLINE_ALTERNATIVES}")
+        raise ZooError(f"{what} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; {offline_alternatives()}")
     require_reachable(hf_endpoint(), what)

@@ -16,7 +16,8 @@ import pluggy
 
 from . import hookspecs
 from .errors import ZooError
-from .registry import KINDS, PLURAL, Component, Registry
+from .components import Task
+from .registry import KINDS, PLURAL, SPEC_TYPES, Component, Registry
 
 ENTRY_POINT_GROUP = "zoo"
 BUILTIN_MODULES = ["zoo_core.builtin"]
@@ -42,6 +43,7 @@ class Zoo:
 
     registries: dict[str, Registry]
     plugins: list[PluginInfo]
+    commands: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (click command, plugin)
 
     @property
     def datasets(self) -> Registry: return self.registries["dataset"]
@@ -95,9 +97,21 @@ def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> dict[str, Reg
             if info.error:
                 continue
 
-            def register(name: str, factory, *, description: str = "", _kind=kind, _plugin=impl.plugin_name, **extra):
-                registries[_kind].add(Component(_kind, name, factory, _plugin, description, extra))
-                by_name[_plugin].components.setdefault(PLURAL[_kind], []).append(name)
+            def register(spec, *extra, _kind=kind, _plugin=impl.plugin_name, **options) -> None:
+                expected = SPEC_TYPES[_kind]
+                if extra or options:  # the old register(name, factory, ...) call
+                    raise TypeError(f"register_{PLURAL[_kind]} takes one {expected.__name__} "
+                                    f"{'subclass' if _kind == 'task' else 'object'}, e.g. register("
+                                    f"{'MyTask' if _kind == 'task' else expected.__name__ + '(name, factory, ...)'}), "
+                                    f"not register({', '.join(['name', *(['...'] * len(extra)), *options])})")
+                ok = isinstance(spec, type) and issubclass(spec, Task) if _kind == "task" else isinstance(spec, expected)
+                if not ok:
+                    raise TypeError(f"register_{PLURAL[_kind]} must register {expected.__name__} "
+                                    f"{'subclasses' if _kind == 'task' else 'objects'}, got {type(spec).__name__}")
+                if _kind == "task" and not (spec.name and spec.output):
+                    raise TypeError(f"task class {spec.__name__} must set `name` and `output`")
+                registries[_kind].add(Component(_kind, spec, _plugin))
+                by_name[_plugin].components.setdefault(PLURAL[_kind], []).append(spec.name)
 
             try:
                 impl.function(register=register)
@@ -108,10 +122,36 @@ def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> dict[str, Reg
     return registries
 
 
+def _collect_commands(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> dict[str, tuple[Any, str]]:
+    """Commands plugins add to `zoo` (llm's register_commands): name -> (click command, plugin)."""
+    import click
+
+    by_name = {i.name: i for i in infos}
+    commands: dict[str, tuple[Any, str]] = {}
+    for impl in pm.hook.register_commands.get_hookimpls():
+        info = by_name[impl.plugin_name]
+        if info.error:
+            continue
+        group = click.Group()
+        try:
+            impl.function(cli=group)
+        except Exception as e:
+            info.error = f"{type(e).__name__} in register_commands: {e}"
+            continue
+        for name, command in group.commands.items():
+            if name in commands:
+                raise ZooError(f"command 'zoo {name}' is added by both plugin '{commands[name][1]}' and plugin "
+                               f"'{impl.plugin_name}': uninstall one of them")
+            commands[name] = (command, impl.plugin_name)
+            info.components.setdefault("commands", []).append(name)
+    return commands
+
+
 @lru_cache(maxsize=1)
 def get_zoo() -> Zoo:
     """Load every plugin once per process and build the component registries."""
     pm = pluggy.PluginManager("zoo")
     pm.add_hookspecs(hookspecs)
     infos = _load_plugin_objects(pm)
-    return Zoo(_collect(pm, infos), infos)
+    registries = _collect(pm, infos)
+    return Zoo(registries, infos, _collect_commands(pm, infos))

@@ -1,41 +1,103 @@
-"""Named components, looked up by exact name or by family ("timm:resnet18"), listed with wildcards."""
+"""Registered components, looked up by exact name or by family ("timm:resnet18"), listed with wildcards;
+their options checked against the factory's signature before anything is built."""
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+import inspect
+from dataclasses import dataclass
+from typing import Any, Iterator
 
+from .components import BackboneSpec, DatasetSpec, ExporterSpec, HeadSpec, LossSpec, Task
 from .errors import ZooError, did_you_mean
+from .settings import coerce
 
 KINDS = ("dataset", "backbone", "head", "loss", "exporter", "task")
 PLURAL = {k: ("losses" if k == "loss" else f"{k}s") for k in KINDS}
+SPEC_TYPES: dict[str, type] = {"dataset": DatasetSpec, "backbone": BackboneSpec, "head": HeadSpec, "loss": LossSpec,
+                               "exporter": ExporterSpec, "task": Task}
+# Arguments the core passes itself: never user options, so never listed or checked as such.
+CORE_ARGUMENTS = {
+    "dataset": {"source", "data_config", "seed", "val_fraction", "reference_info"},
+    "backbone": {"name", "pretrained", "in_chans", "image_size"},
+    "head": {"backbone", "info"},
+    "loss": {"info"},
+    "exporter": {"model", "example", "path", "output_names", "metadata"},
+    "task": set(),
+}
 
 
 @dataclass
 class Component:
+    """A registered spec (or, for tasks, a Task subclass) and the plugin that brought it."""
+
     kind: str
-    name: str
-    factory: Callable[..., Any]
+    spec: Any
     plugin: str
-    description: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
+    @property
+    def factory(self) -> Any:
+        return self.spec if self.kind == "task" else self.spec.factory
 
     @property
     def is_family(self) -> bool:
-        return self.name.endswith(":*")
-
-    @property
-    def prefix(self) -> str:
-        return self.name[:-2]
+        return self.kind == "backbone" and self.spec.family
 
     def family_names(self) -> list[str]:
-        return list(self.extra["names"]()) if "names" in self.extra else []
+        return list(self.spec.names()) if self.is_family and self.spec.names else []
 
     def family_has(self, name: str) -> bool:
-        if "has" in self.extra:
-            return bool(self.extra["has"](name))
+        if self.spec.has is not None:
+            return bool(self.spec.has(name))
         return name in self.family_names()
+
+    def options(self) -> dict[str, Any] | None:
+        """The user options the factory takes, with defaults (inspect.Parameter.empty when required);
+        None when it takes any (**options passed on, e.g. to timm)."""
+        try:
+            params = inspect.signature(self.factory).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        out: dict[str, Any] = {}
+        for p in params:
+            if p.kind is p.VAR_KEYWORD:
+                return None
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in CORE_ARGUMENTS[self.kind]:
+                out[p.name] = p.default
+        return out
+
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Options checked by name against the factory's signature and coerced to its defaults' types;
+        a problem is a one-line ZooError naming the component, the option and the accepted ones."""
+        accepted = self.options()
+        if accepted is None:
+            return dict(options)
+        shown = ", ".join(f"{k}={v!r}" if v is not inspect.Parameter.empty else k for k, v in accepted.items()) or "none"
+        out = {}
+        for key, value in options.items():
+            if key not in accepted:
+                raise ZooError(f"{self.kind} '{self.name}' has no option '{key}'{did_you_mean(key, accepted)}; "
+                               f"its options: {shown}")
+            default = accepted[key]
+            if isinstance(default, (bool, int, float, str)) and value is not None:
+                try:
+                    value = coerce(value, float if type(default) is int and isinstance(value, float)
+                                   and not value.is_integer() else type(default))
+                except (TypeError, ValueError):
+                    raise ZooError(f"{self.kind} '{self.name}' option '{key}' must be of type {type(default).__name__} "
+                                   f"(default {default!r}), got {value!r}") from None
+                if type(default) is int and isinstance(value, float):
+                    raise ZooError(f"{self.kind} '{self.name}' option '{key}' must be an integer, got {value!r}")
+            out[key] = value
+        return out
 
 
 class Registry:
@@ -66,10 +128,10 @@ class Registry:
 
     def names(self, pattern: str = "*") -> list[str]:
         """Registered names matching a shell-style wildcard; families are expanded as 'prefix:name'."""
-        out = [n for n in self._items if not n.endswith(":*") and fnmatch.fnmatch(n, pattern)]
+        out = [n for n, c in self._items.items() if not c.is_family and fnmatch.fnmatch(n, pattern)]
         for fam in self.families():
             for n in fam.family_names():
-                qualified = f"{fam.prefix}:{n}"
+                qualified = f"{fam.name}:{n}"
                 if fnmatch.fnmatch(n, pattern) or fnmatch.fnmatch(qualified, pattern):
                     out.append(qualified)
         return out
@@ -82,11 +144,11 @@ class Registry:
 
         Exact names win; "prefix:model" picks a family explicitly; a bare name falls through the
         families in registration order (so a timm name works without "timm:")."""
-        if name in self._items and not name.endswith(":*"):
+        if name in self._items and not self._items[name].is_family:
             return self._items[name], name
         prefix, sep, rest = name.partition(":")
-        if sep and f"{prefix}:*" in self._items:
-            fam = self._items[f"{prefix}:*"]
+        fam = self._items.get(prefix)
+        if sep and fam is not None and fam.is_family:
             if fam.family_has(rest):
                 return fam, rest
             raise ZooError(f"unknown {self.kind} '{name}'{did_you_mean(rest, fam.family_names())}"
@@ -94,7 +156,7 @@ class Registry:
         for fam in self.families():
             if fam.family_has(name):
                 return fam, name
-        candidates = [n for n in self._items if not n.endswith(":*")]
+        candidates = [n for n, c in self._items.items() if not c.is_family]
         hint = did_you_mean(name, candidates)
         if not hint:
             for fam in self.families():
@@ -107,14 +169,33 @@ class Registry:
         return self.resolve(name)[0]
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Build a component: core arguments as given, user options checked first. A ValueError or
+        TypeError the factory raises about its options becomes a one-line error naming the component."""
         component, local_name = self.resolve(name)
+        core = {k: v for k, v in kwargs.items() if k in CORE_ARGUMENTS[self.kind]}
+        options = component.check_options({k: v for k, v in kwargs.items() if k not in CORE_ARGUMENTS[self.kind]})
         if self.kind == "backbone":
-            return component.factory(local_name, *args, **kwargs)
+            args = (local_name, *args)
         try:
-            return component.factory(*args, **kwargs)
-        except TypeError as e:
-            # The usual cause is an option the factory does not take: name it for the user.
-            if "unexpected keyword argument" in str(e):
-                bad = str(e).split("unexpected keyword argument")[-1].strip(" '\"")
-                raise ZooError(f"{self.kind} '{name}' has no option '{bad}'") from None
+            return component.factory(*args, **core, **options)
+        except ZooError:
             raise
+        except (TypeError, ValueError) as e:
+            if not options:
+                raise
+            given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+            raise ZooError(f"{self.kind} '{name}' rejected its options ({given}): "
+                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+    def matching(self, output: str) -> list[Component]:
+        """Components compatible with an output kind: heads producing it, losses accepting it, datasets labelling it."""
+        return [c for c in self if outputs_match(c, output)]
+
+
+def outputs_match(component: Component, output: str) -> bool:
+    spec = component.spec
+    if isinstance(spec, LossSpec):
+        return any(fnmatch.fnmatch(output, pattern) for pattern in spec.accepts)
+    if isinstance(spec, (HeadSpec, DatasetSpec)):
+        return spec.output == output
+    return True

@@ -275,12 +275,13 @@ def capture(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, to
 
 
 def feature_maps(model: nn.Module, data_config: DataConfig, image: str | Path,
-                 layers: list[str]) -> tuple[Any, dict[str, torch.Tensor]]:
-    """(the image as the model sees it, resized and cropped, as an H x W [x 3] array in 0..1;
-    {layer: its (C, H, W) feature map}) for one image file."""
-    from .data import build_transforms, open_image
+                 layers: list[str], fit: str = "crop") -> tuple[Any, dict[str, torch.Tensor]]:
+    """(the image as the model sees it, fitted to its input as at prediction, as an H x W [x 3] array in
+    0..1; {layer: its (C, H, W) feature map}) for one image file."""
+    from .data import open_image
+    from .transforms import Preprocess
 
-    x = build_transforms(data_config, "none")[1](open_image(image, data_config.channels))
+    x = Preprocess(data_config, fit)({"image": open_image(image, data_config.channels)})["image"]
     maps = capture(model, x.unsqueeze(0), layers)
     mean = torch.tensor(data_config.mean).view(-1, 1, 1)
     std = torch.tensor(data_config.std).view(-1, 1, 1)
@@ -297,6 +298,7 @@ class Inspected:
     kind: str  # "run" or "backbone"
     title: str  # a line naming the target and how trainability is shown
     mode: str  # "frozen" (backbone frozen) or "finetune" (everything trainable), as shown
+    fit: str = "crop"  # how images are fitted to the input: the run's task's way, a backbone's by crop
 
 
 def load_target(target: str, mode: str | None = None, image_size: int | None = None,
@@ -316,7 +318,7 @@ def load_target(target: str, mode: str | None = None, image_size: int | None = N
         how = "frozen (--mode frozen)" if shown == "frozen" else "all parameters trainable, as created"
         return Inspected(backbone, backbone.data_config, kind, f"backbone {what}, input {c}x{h}x{w}: {how}", shown)
 
-    from .trainer import rebuild
+    from .rundir import rebuild
 
     model, saved, _ = rebuild(what)
     train = saved.get("train", {})
@@ -338,4 +340,4 @@ def load_target(target: str, mode: str | None = None, image_size: int | None = N
     mc = saved["model"]
     how = "backbone frozen" if shown == "frozen" else "all parameters trainable"
     title = f"run {what}: {saved.get('task', '?')}, {mc.get('backbone')} backbone + {mc.get('head')} head; {how} ({why})"
-    return Inspected(model, dc, kind, title, shown)
+    return Inspected(model, dc, kind, title, shown, mc.get("fit", "crop"))

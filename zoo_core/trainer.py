@@ -1,23 +1,21 @@
 """The trainer: one function, read top to bottom.
 
-    config -> data -> backbone + head -> optimizer + schedule -> epochs (train, validate, checkpoint) -> plots
+    config -> data -> backbone + head -> optimizers + schedules -> epochs (train, validate, checkpoint) -> plots
 
 Transfer modes: 'frozen' trains the head only; 'finetune' trains everything (the backbone at
 lr * backbone_lr_mult); 'staged' trains the head with the backbone frozen for `freeze_epochs`,
 then unfreezes it at the lower learning rate — unfreezing at once would let the random head's
 large gradients wreck the pretrained filters.
+
+What a step is belongs to the task (Task.step: forward and loss, several named losses, several
+optimizers); the run directory's files belong to rundir.py; the device and precision to Machine.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-import os
 import random
-import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +27,14 @@ from torch import nn
 
 from . import artifacts
 from .backbones import count_parameters, load_weights_into, read_state_dict
-from .components import DataSplits, Task
+from .components import Batch, DataSplits, Metrics, Task, detach
 from .config import load_toml, merge, normalise
+from .device import Machine
 from .errors import ZooError
-from .model import ZooModel, build_model, model_config
+from .model import ZooModel, build_head, check_compatible, model_config
 from .plugins import get_zoo
-
-RUN_FORMAT = "zoo-run/1"
+from .rundir import RunLog, append_metrics, next_run_dir, plot_curves, read_config, write_config
+from .transforms import SampleDataset
 
 
 @dataclass
@@ -56,30 +55,6 @@ class Interrupted(Exception):
 
 # ------------------------------------------------------------------------------------------ pieces
 
-def pick_device(name: str) -> torch.device:
-    if name != "auto":
-        try:
-            device = torch.device(name)
-        except RuntimeError:
-            raise ZooError(f"--device '{name}': use auto, cpu, cuda, cuda:N or mps") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ZooError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise ZooError(f"--device {name}: MPS is not available on this machine; use --device cpu")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def _amp_dtype(name: str) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return getattr(torch, name)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -92,39 +67,8 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(s)
 
 
-def to_device(obj: Any, device: torch.device, channels_last: bool = False) -> Any:
-    """Move a batch (tensors nested in lists/tuples/dicts: labels, boxes, masks...) to `device`."""
-    if isinstance(obj, torch.Tensor):
-        if channels_last and obj.dim() == 4:
-            return obj.to(device, non_blocking=True, memory_format=torch.channels_last)
-        return obj.to(device, non_blocking=True)
-    if isinstance(obj, dict):
-        return {k: to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_device(v, device) for v in obj)
-    return obj
-
-
-def to_float32(obj: Any) -> Any:
-    """Outputs for metrics: detached from the graph, and float32 again if computed under autocast."""
-    if isinstance(obj, torch.Tensor):
-        obj = obj.detach()
-        return obj.float() if obj.is_floating_point() else obj
-    if isinstance(obj, dict):
-        return {k: to_float32(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_float32(v) for v in obj)
-    return obj
-
-
-def make_optimizer(model: ZooModel, cfg: dict[str, Any]) -> torch.optim.Optimizer:
-    """Two parameter groups: the head at lr, the backbone at lr * backbone_lr_mult.
-    Frozen parameters get no gradient, so the optimizer leaves them alone until they are unfrozen."""
-    groups = [
-        {"params": list(model.head.parameters()), "lr": cfg["lr"], "name": "head"},
-        {"params": list(model.backbone.parameters()), "lr": cfg["lr"] * cfg["backbone_lr_mult"], "name": "backbone"},
-    ]
-    groups = [g for g in groups if g["params"]]
+def make_optimizer(groups: list[dict[str, Any]], cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    """Frozen parameters get no gradient, so the optimizer leaves them alone until they are unfrozen."""
     if cfg["optimizer"] == "sgd":
         return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"], nesterov=True)
     return torch.optim.AdamW(groups, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
@@ -151,74 +95,22 @@ def make_schedule(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], steps_p
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def next_run_dir(task: str, root: Path = Path("runs")) -> Path:
-    """runs/<task>-001, -002, ...: short to type, sorted by age."""
-    existing = root.iterdir() if root.is_dir() else []
-    taken = [int(m.group(1)) for p in existing if (m := re.fullmatch(rf"{re.escape(task)}-(\d+)", p.name))]
-    return root / f"{task}-{max(taken, default=0) + 1:03d}"
-
-
-class RunLog:
-    """Lines to stderr (above the progress bar) and to the run's train.log."""
-
-    def __init__(self, path: Path | None = None, quiet: bool = False):
-        self.path, self.quiet = path, quiet
-        self._buffer: list[str] = []
-
-    def __call__(self, msg: str) -> None:
-        if not self.quiet:
-            from tqdm import tqdm
-            tqdm.write(msg, file=sys.stderr)
-        if self.path is None:
-            self._buffer.append(msg)
-        else:
-            with open(self.path, "a") as f:
-                f.write(msg + "\n")
-
-    def attach(self, path: Path) -> None:
-        self.path = path
-        with open(path, "a") as f:
-            f.writelines(m + "\n" for m in self._buffer)
-        self._buffer = []
-
-
-def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    """metrics.jsonl gets one line per epoch; metrics.csv is rewritten from it (columns can grow)."""
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-    rows = read_metrics(run_dir)
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    artifacts.write_text(run_dir / "metrics.csv", buf.getvalue())
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def _fmt(record: dict[str, Any]) -> str:
-    parts = []
-    for k, v in record.items():
-        if k in ("epoch", "lr", "seconds", "backbone_frozen") or not isinstance(v, (int, float)):
-            continue
-        parts.append(f"{k} {v:.4f}")
-    return "  ".join(parts)
+    return "  ".join(f"{k} {v:.4f}" for k, v in record.items()
+                     if k not in ("epoch", "lr", "seconds", "backbone_frozen") and isinstance(v, (int, float)))
 
 
-def _resolve(task_name: str, task: Task, zoo, file_layer: dict, flag_layer: dict) -> dict[str, Any]:
+# Recipe settings about the data rather than the model (digits must not be flipped, whatever the backbone).
+DATA_SETTINGS = {"augment", "val_fraction", "dataset_options"}
+
+
+def resolve_config(task: Task, zoo, file_layer: dict, flag_layer: dict) -> dict[str, Any]:
     """Layer the configuration; the dataset (hence its recipe) is known only once data is known."""
     # The task's "dataset" is its embedded default, used only when no --data is given.
-    task_layer = normalise({k: v for k, v in task.defaults.items() if k != "dataset"}, f"task '{task_name}' defaults")
+    task_layer = normalise({k: v for k, v in task.defaults.items() if k != "dataset"}, f"task '{task.name}' defaults")
     pre = merge(task_layer, file_layer, flag_layer)
     dataset = pre["dataset"] or infer_dataset(task, zoo, pre["data"])
-    component = zoo.datasets.get(dataset)
-    recipe = normalise(component.extra.get("recipe", {}), f"dataset '{dataset}' recipe")
+    recipe = normalise(zoo.datasets.get(dataset).spec.recipe, f"dataset '{dataset}' recipe")
     chosen = flag_layer.get("backbone") or file_layer.get("backbone")
     if "backbone" in recipe and chosen and chosen != recipe["backbone"]:
         # A recipe is tuned for its own backbone (digits: a small CNN from scratch, lr 3e-3, no pretraining);
@@ -226,52 +118,110 @@ def _resolve(task_name: str, task: Task, zoo, file_layer: dict, flag_layer: dict
         recipe = {k: v for k, v in recipe.items() if k in DATA_SETTINGS}
     cfg = merge(task_layer, recipe, file_layer, flag_layer)
     cfg["dataset"] = dataset
+    for key in ("backbone", "head", "loss"):
+        if not cfg[key]:
+            raise ZooError(f"task '{task.name}' names no default {key}: pass --{key} NAME (zoo list shows them)")
     return cfg
 
 
-# Recipe settings about the data rather than the model (digits must not be flipped, whatever the backbone).
-DATA_SETTINGS = {"augment", "val_fraction", "dataset_options"}
-
-
 def infer_dataset(task: Task, zoo, data: str | None) -> str:
+    """The task's embedded dataset without --data; else the first dataset for the task's output kind
+    that says it can read the path (registration order: built-ins, then plugins by name)."""
     if data is None:
         if task.defaults.get("dataset"):
             return task.defaults["dataset"]
         raise ZooError(f"task '{task.name}' has no embedded dataset: give --data PATH")
     if not Path(data).exists():
         raise ZooError(f"--data {data}: no such file or directory")
-    for name in task.formats:
-        matches = zoo.datasets.get(name).extra.get("matches")
-        if matches and matches(data):
-            return name
-    raise ZooError(f"--data {data}: not a format task '{task.name}' reads ({', '.join(task.formats)}); "
+    readers = [c for c in zoo.datasets.matching(task.output) if c.spec.matches is not None]
+    for c in readers:
+        if c.spec.matches(data):
+            return c.name
+    raise ZooError(f"--data {data}: not a format task '{task.name}' reads ({', '.join(c.name for c in readers) or 'none'}); "
                    "pick one with --dataset NAME")
 
 
-def build_data(zoo, cfg: dict[str, Any], data_config, log, reference_info=None):
-    kwargs = dict(data_config=data_config, seed=cfg["seed"], val_fraction=cfg["val_fraction"],
-                  augment=cfg["augment"], **cfg["dataset_options"])
+def load_data(zoo, task: Task, cfg: dict[str, Any], data_config, log, reference_info=None) -> DataSplits:
+    """The dataset's raw splits, wrapped so each sample is loaded and goes through the task's transforms."""
+    kwargs = dict(data_config=data_config, seed=cfg["seed"], val_fraction=cfg["val_fraction"], **cfg["dataset_options"])
     if reference_info is not None:
         kwargs["reference_info"] = reference_info
     data = zoo.datasets.create(cfg["dataset"], cfg["data"], **kwargs)
+    if not isinstance(data, DataSplits):
+        raise TypeError(f"dataset '{cfg['dataset']}' returned {type(data).__name__}, not DataSplits")
     if data.skipped:
         log(f"skipped {len(data.skipped)} unreadable file(s) (listed with reasons in the run's skipped.txt): "
             + ", ".join(Path(p).name for p, _ in data.skipped[:10]) + (" ..." if len(data.skipped) > 10 else ""))
+    train_tf, eval_tf = task.transforms(data_config, cfg["augment"])
+    channels = data_config.channels
+    data.train = SampleDataset(data.train, train_tf, channels)
+    data.val = SampleDataset(data.val, eval_tf, channels)
     return data
 
 
-def data_loader(dataset, cfg, device, data, shuffle: bool) -> torch.utils.data.DataLoader:
+def data_loader(dataset, cfg, machine: Machine, data: DataSplits, collate, shuffle: bool) -> torch.utils.data.DataLoader:
     workers = cfg["workers"]
-    if workers < 0:  # JPEG decoding feeds a GPU only with several processes; on a CPU they compete with training
-        workers = 0 if data.in_memory else max(1, min(8 if device.type == "cuda" else 4, (os.cpu_count() or 2) - 1))
+    if workers < 0:  # decoding feeds a GPU only with several processes; on a CPU they compete with training
+        import os
+
+        cuda = machine.device.type == "cuda"
+        workers = 0 if data.in_memory else max(1, min(8 if cuda else 4, (os.cpu_count() or 2) - 1))
     g = torch.Generator()
     g.manual_seed(cfg["seed"])
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=cfg["batch_size"], shuffle=shuffle, num_workers=workers,
-        collate_fn=data.collate, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-        worker_init_fn=_seed_worker, generator=g,
+    common = dict(num_workers=workers, collate_fn=collate, pin_memory=machine.device.type == "cuda",
+                  persistent_workers=workers > 0, worker_init_fn=_seed_worker)
+    if shuffle and data.batch_sampler is not None:
+        sampler = data.batch_sampler(dataset, cfg["batch_size"], g)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, **common)
+    else:
         # A last batch of one breaks BatchNorm in training; dropping a few samples an epoch is harmless.
-        drop_last=shuffle and len(dataset) > cfg["batch_size"])
+        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg["batch_size"], shuffle=shuffle, generator=g,
+                                             drop_last=shuffle and len(dataset) > cfg["batch_size"], **common)
+    loader.zoo_generator = g  # re-seeded every epoch, so a resumed run draws what the uninterrupted one would
+    return loader
+
+
+class LossMeter:
+    """Sample-weighted means over an epoch of the loss, each optimizer's loss when there are several
+    (loss_<optimizer>), and the named parts a loss returns (loss_<part>)."""
+
+    def __init__(self, optimizers: tuple[str, ...]):
+        self.optimizers = optimizers
+        self.sums: dict[str, float] = {}
+        self.n = 0
+
+    def add(self, optimizer: str, out, batch_size: int) -> None:
+        terms = {f"loss_{optimizer}" if len(self.optimizers) > 1 else "loss": out.loss,
+                 **{f"loss_{part}": value for part, value in out.parts.items()}}
+        for key, value in terms.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value.detach()) * batch_size
+
+    def count(self, batch_size: int) -> None:
+        self.n += batch_size
+
+    def means(self) -> dict[str, float]:
+        out = {k: v / max(1, self.n) for k, v in self.sums.items()}
+        if len(self.optimizers) > 1:
+            out = {"loss": sum(out.get(f"loss_{name}", 0.0) for name in self.optimizers), **out}
+        return out
+
+
+@torch.no_grad()
+def evaluate(task: Task, model: nn.Module, loader, loss_fn, metrics: Metrics, machine: Machine,
+             optimizers: tuple[str, ...] = ("main",)) -> tuple[dict[str, float], dict[str, float]]:
+    """The same step as training, without gradients: (mean losses, task metrics)."""
+    model.eval()
+    metrics.reset()
+    meter = LossMeter(optimizers)
+    for batch in loader:
+        batch = batch.to(machine.device, machine.channels_last)
+        for name in optimizers:
+            with machine.autocast():
+                out = task.step(model, batch, loss_fn, name)
+            meter.add(name, out, len(batch))
+        meter.count(len(batch))
+        metrics.update(detach(out.outputs), batch.targets)
+    return meter.means(), metrics.compute()
 
 
 # ---------------------------------------------------------------------------------------- the loop
@@ -288,28 +238,31 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
     # --- configuration: fresh, or the saved one of the run to resume (flags may extend epochs)
     if resume is not None:
         run_dir = Path(resume)
-        if not (run_dir / "config.json").is_file():
-            raise ZooError(f"--resume {run_dir}: not a zoo run directory (no config.json)")
-        saved = json.loads((run_dir / "config.json").read_text())
+        saved = read_config(run_dir, "--resume")
         if not (run_dir / "last.state.pt").is_file():
             raise ZooError(f"--resume {run_dir}: no last checkpoint to resume from")
-        task_name = saved["task"]
+        changed = [k for k in ("backbone", "head", "loss", "dataset", "data") if k in flag_layer
+                   and flag_layer[k] != saved["train"].get(k)]
+        if changed:
+            raise ZooError(f"--resume {run_dir}: cannot change {', '.join(changed)} of a run; start a new run instead")
+        task_name = saved["model"]["task"]
         cfg = merge(normalise(saved["train"], f"{run_dir}/config.json"), flag_layer)
     task: Task = zoo.tasks.create(task_name)
     if resume is None:
-        file_layer = load_toml(config) if config else {}
-        cfg = _resolve(task_name, task, zoo, file_layer, flag_layer)
+        cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer)
         run_dir = Path(cfg["out"]) if cfg["out"] else next_run_dir(task_name)
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise ZooError(f"--out {run_dir}: directory exists and is not empty; pick another or resume it with --resume")
-
+        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            raise ZooError(f"--out {run_dir}: exists and is not an empty directory; pick another or resume it with --resume")
+    check_compatible(zoo, task, cfg["head"], cfg["loss"], cfg["dataset"])
+    for kind in ("dataset", "head", "loss"):  # a mistyped option is an error before any data is read
+        zoo.registries[kind].get(cfg[kind]).check_options(cfg[f"{kind}_options"])
     if cfg["cache_features"]:
         if cfg["mode"] != "frozen":
             raise ZooError("--cache-features needs --mode frozen: features can be computed once only if the backbone never changes")
         cfg["augment"] = "none"  # each image's features are computed once, so there is no augmentation
 
     seed_everything(cfg["seed"])
-    device = pick_device(cfg["device"])
+    machine = Machine.from_config(cfg)
 
     # --- model: backbone (pretrained, from a file, or random) + the task's head
     pretrained = cfg["pretrained"] and not cfg["weights"] and resume is None
@@ -320,44 +273,41 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
         log(f"loaded {loaded}/{expected} backbone tensors from {cfg['weights']}")
         backbone.pretrained_source = f"file:{cfg['weights']}"
 
-    # --- data: the backbone's data config decides size and normalisation
-    data = build_data(zoo, cfg, backbone.data_config, log)
+    # --- data: the backbone's data config decides size and normalisation, the task the transforms
+    data = load_data(zoo, task, cfg, backbone.data_config, log)
     if len(data.train) == 0 or len(data.val) == 0:
         raise ZooError(f"{cfg['data'] or cfg['dataset']}: need images for both training and validation "
                        f"(got {len(data.train)} and {len(data.val)})")
     info = task.outputs_info(dict(data.info), cfg)
-    head = zoo.heads.create(cfg["head"], backbone, info, **cfg["head_options"])
-    model = ZooModel(backbone, head)
+    head, head_input = build_head(zoo, cfg["head"], backbone, info, cfg["head_options"])
+    model = ZooModel(backbone, head, head_input)
     if resume is not None:
         model.backbone.pretrained_source = saved["model"].get("pretrained_source", "none")
-    loss_fn = zoo.losses.create(cfg["loss"], info, **cfg["loss_options"])
+    loss_fn = zoo.losses.create(cfg["loss"], info=info, **cfg["loss_options"])
     train_metrics, val_metrics = task.metrics(info), task.metrics(info)
     primary, mode = task.primary_metric, task.primary_mode
-
-    channels_last = cfg["channels_last"] and device.type == "cuda"
-    model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
-    use_amp = cfg["amp"] and device.type == "cuda"
-    amp_dtype = _amp_dtype(cfg["amp_dtype"]) if use_amp else torch.float16  # unused when AMP is off
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    machine.prepare(model)
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.to(machine.device)
 
     # frozen/staged start with the backbone frozen; resuming picks the state back up below
     model.set_backbone_trainable(cfg["mode"] == "finetune")
-    optimizer = make_optimizer(model, cfg)
-    # What each step runs: the whole model, or with cached features only the head.
-    forward: nn.Module = model
+    collate = task.collate
     train_set, val_set = data.train, data.val
     if cfg["cache_features"]:
-        if model.wants_map:
-            raise ZooError(f"--cache-features stores pooled features; head '{cfg['head']}' needs feature maps")
-        train_set, val_set = (precompute_features(model.backbone, data_loader(d, cfg, device, data, shuffle=False),
-                                                  device, use_amp, amp_dtype, channels_last) for d in (data.train, data.val))
-        forward = model.head
-        data = DataSplits(train_set, val_set, data.info, data.collate, in_memory=True, skipped=data.skipped,
-                          description=data.description + ", backbone features cached")
-    train_loader = data_loader(train_set, cfg, device, data, shuffle=True)
-    val_loader = data_loader(val_set, cfg, device, data, shuffle=False)
+        limit = cfg["cache_limit_gb"]
+        train_set, val_set = (precompute_features(model, task, d, cfg, machine, data, limit, len(data.train) + len(data.val))
+                              for d in (data.train, data.val))
+        model.inputs_are_features = True
+        collate = FeatureCollate(task)
+        data = DataSplits(train_set, val_set, data.info, data.skipped, data.description + ", backbone features cached",
+                          in_memory=True, batch_sampler=data.batch_sampler)
+    train_loader = data_loader(train_set, cfg, machine, data, collate, shuffle=True)
+    val_loader = data_loader(val_set, cfg, machine, data, collate, shuffle=False)
     steps_per_epoch = math.ceil(len(train_loader) / cfg["accum_steps"])
-    schedule = make_schedule(optimizer, cfg, steps_per_epoch)
+    optimizers = {name: make_optimizer(groups, cfg) for name, groups in task.optimizer_groups(model, loss_fn, cfg).items()}
+    schedules = {name: make_schedule(opt, cfg, steps_per_epoch) for name, opt in optimizers.items()}
+    scaler = machine.grad_scaler()
 
     start_epoch, best, bad_epochs = 0, {}, 0
     if resume is not None:
@@ -366,9 +316,12 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
         start_epoch, best, bad_epochs = state["epoch"], json.loads(state["best"]), state["bad_epochs"]
         if cfg["mode"] == "staged" and start_epoch >= cfg["freeze_epochs"]:
             model.set_backbone_trainable(True)
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+            schedules[name].load_state_dict(state["schedules"][name])
         scaler.load_state_dict(state["scaler"])
+        if isinstance(loss_fn, nn.Module) and state.get("loss"):  # a loss's learned parameters (CosFace's weights)
+            loss_fn.load_state_dict(state["loss"])
         if start_epoch >= cfg["epochs"]:
             raise ZooError(f"--resume {run_dir}: already trained {start_epoch} epochs; pass --epochs N (N > {start_epoch}) to train longer")
 
@@ -377,19 +330,17 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
     if data.skipped:
         artifacts.write_text(run_dir / "skipped.txt", "".join(f"{p}\t{r}\n" for p, r in data.skipped))
     total, trainable = count_parameters(model)
-    log(f"zoo train {task_name}: {data.description or cfg['dataset']} — {len(data.train)} train / {len(data.val)} val")
+    log(f"zoo train {task_name}: {data.description or cfg['dataset']} — {len(train_set)} train / {len(val_set)} val")
     log(f"model: {cfg['backbone']} ({backbone.pretrained_source}) + {cfg['head']} head, {total:,} parameters, "
-        f"{trainable:,} trainable; mode {cfg['mode']}; device {device}"
-        + (f", AMP {str(amp_dtype).split('.')[-1]}" if use_amp else "") + f"; run dir {run_dir}")
+        f"{trainable:,} trainable; mode {cfg['mode']}; {machine.describe()}; run dir {run_dir}")
 
     def save_config(status: str) -> None:
-        artifacts.write_json(run_dir / "config.json", {
-            "format": RUN_FORMAT, "task": task_name, "status": status, "best": best,
-            "primary_metric": primary, "primary_mode": mode,
-            "model": model_config(cfg, task_name, backbone, info),
+        write_config(run_dir, {
+            "task": task_name, "status": status, "best": best, "primary_metric": primary, "primary_mode": mode,
+            "model": model_config(cfg, task, backbone, info),
             "train": dict(cfg),
-            "data": {"dataset": cfg["dataset"], "source": cfg["data"], "train": len(data.train),
-                     "val": len(data.val), "skipped": len(data.skipped)},
+            "data": {"dataset": cfg["dataset"], "source": cfg["data"], "train": len(train_set),
+                     "val": len(val_set), "skipped": len(data.skipped)},
             "plugins": {p.name: p.version for p in zoo.plugins if not p.error},
         })
 
@@ -398,7 +349,9 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
         if name == "last":
             artifacts.save_state(run_dir / "last.state.pt", {
                 "epoch": next_epoch, "best": json.dumps(best), "bad_epochs": bad_epochs,
-                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "scaler": scaler.state_dict()})
+                "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+                "schedules": {n: s.state_dict() for n, s in schedules.items()}, "scaler": scaler.state_dict(),
+                "loss": loss_fn.state_dict() if isinstance(loss_fn, nn.Module) else {}})
 
     save_config("running")
     from tqdm import tqdm
@@ -415,45 +368,50 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
             # Seeding per epoch (shuffle order, augmentation, dropout) lets a resumed run continue as the
             # uninterrupted one would.
             torch.manual_seed(cfg["seed"] * 1000 + epoch)
-            train_loader.generator.manual_seed(cfg["seed"] * 1000 + epoch)
+            train_loader.zoo_generator.manual_seed(cfg["seed"] * 1000 + epoch)
 
-            # --- train
+            # --- train: each named optimizer takes its step on each batch (one, unless the task has several)
             model.train()
             train_metrics.reset()
-            loss_sum, n_seen = 0.0, 0
-            optimizer.zero_grad(set_to_none=True)
-            for i, (x, y) in enumerate(train_loader):
-                x, y = to_device(x, device, channels_last), to_device(y, device)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    out = forward(x)
-                    loss = loss_fn(out, y)
-                if not torch.isfinite(loss):
-                    raise ZooError(f"loss became {loss.item()} at epoch {epoch + 1}; lower --lr or use --clip-grad 1.0")
-                scaler.scale(loss / cfg["accum_steps"]).backward()
-                if (i + 1) % cfg["accum_steps"] == 0 or i + 1 == len(train_loader):
-                    if cfg["clip_grad"] > 0:
-                        scaler.unscale_(optimizer)
-                        nn.utils.clip_grad_norm_(model.parameters(), cfg["clip_grad"])
-                    scaler.step(optimizer)
+            meter = LossMeter(tuple(optimizers))
+            for opt in optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            for i, batch in enumerate(train_loader):
+                batch = batch.to(machine.device, machine.channels_last)
+                boundary = (i + 1) % cfg["accum_steps"] == 0 or i + 1 == len(train_loader)
+                for name, opt in optimizers.items():
+                    with machine.autocast():
+                        out = task.step(model, batch, loss_fn, name)
+                    if not torch.isfinite(out.loss):
+                        raise ZooError(f"loss became {out.loss.item()} at epoch {epoch + 1}; lower --lr or use --clip-grad 1.0")
+                    scaler.scale(out.loss / cfg["accum_steps"]).backward()
+                    if boundary:
+                        if cfg["clip_grad"] > 0:
+                            scaler.unscale_(opt)
+                            nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg["clip_grad"])
+                        scaler.step(opt)
+                        opt.zero_grad(set_to_none=True)
+                        schedules[name].step()
+                    meter.add(name, out, len(batch))
+                if boundary:
                     scaler.update()
-                    optimizer.zero_grad(set_to_none=True)
-                    schedule.step()
-                batch = x.shape[0]
-                loss_sum += loss.item() * batch
-                n_seen += batch
-                train_metrics.update(to_float32(out), y)
+                meter.count(len(batch))
+                train_metrics.update(detach(out.outputs), batch.targets)
                 bar.update(1)
-                bar.set_postfix_str(f"epoch {epoch + 1}/{cfg['epochs']} loss {loss_sum / n_seen:.4f}")
+                bar.set_postfix_str(f"epoch {epoch + 1}/{cfg['epochs']} loss {meter.means()['loss']:.4f}")
 
             # --- validate
-            val_loss, val_scores = evaluate(forward, val_loader, loss_fn, val_metrics, device, use_amp, amp_dtype, channels_last)
-            record = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, n_seen),
+            val_losses, val_scores = evaluate(task, model, val_loader, loss_fn, val_metrics, machine, tuple(optimizers))
+            record = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in meter.means().items()},
                       **{f"train_{k}": v for k, v in train_metrics.compute().items()},
-                      "val_loss": val_loss, **{f"val_{k}": v for k, v in val_scores.items()},
-                      "lr": optimizer.param_groups[0]["lr"], "backbone_frozen": model.backbone_frozen,
+                      **{f"val_{k}": v for k, v in val_losses.items()}, **{f"val_{k}": v for k, v in val_scores.items()},
+                      "lr": next(iter(optimizers.values())).param_groups[0]["lr"], "backbone_frozen": model.backbone_frozen,
                       "seconds": round(time.time() - t_epoch, 3)}
 
             # --- checkpoint: best by the task's primary metric, last always
+            if primary not in record:
+                raise ZooError(f"task '{task_name}' ranks runs by '{primary}', which its metrics do not give "
+                               f"(they give: {', '.join(k for k in record if k.startswith('val_'))})")
             value = record[primary]
             improved = not best or (value > best[primary] if mode == "max" else value < best[primary])
             if improved:
@@ -484,79 +442,51 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
         raise Interrupted(run_dir) from None
     finally:
         bar.close()
-        _plot_curves(run_dir)
+        plot_curves(run_dir)
 
     save_config(status)
     return TrainResult(run_dir, best, status, time.time() - t_start)
 
 
-@torch.no_grad()
-def evaluate(model, loader, loss_fn, metrics, device, use_amp=False, amp_dtype=torch.float16,
-             channels_last=False) -> tuple[float, dict[str, float]]:
-    model.eval()
-    metrics.reset()
-    loss_sum, n = 0.0, 0
-    for x, y in loader:
-        x, y = to_device(x, device, channels_last), to_device(y, device)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            out = model(x)
-            loss = loss_fn(out, y)
-        loss_sum += loss.item() * x.shape[0]
-        n += x.shape[0]
-        metrics.update(to_float32(out), y)
-    return loss_sum / max(1, n), metrics.compute()
+# ---------------------------------------------------------------------------------- cached features
 
+class FeatureCollate:
+    """Batches of cached samples: the task collates targets and geometry as usual, the inputs are the
+    stacked features (a tensor, or one tensor per pyramid level)."""
 
-def _unbatch(obj: Any, n: int) -> list[Any]:
-    """A collated batch of targets back into n per-sample targets (tensors, dicts, lists, tuples)."""
-    if isinstance(obj, torch.Tensor):
-        return list(obj.cpu())
-    if isinstance(obj, dict):
-        parts = {k: _unbatch(v, n) for k, v in obj.items()}
-        return [{k: parts[k][i] for k in obj} for i in range(n)]
-    if isinstance(obj, (list, tuple)) and len(obj) == n:
-        return list(obj)
-    raise TypeError(f"cannot split targets of type {type(obj).__name__} into samples")
+    def __init__(self, task: Task):
+        self.task = task
+
+    def __call__(self, samples: list[dict[str, Any]]) -> Batch:
+        features = [s["image"] for s in samples]
+        batch = self.task.collate([{**s, "image": torch.empty(0)} for s in samples])
+        batch.inputs = (torch.stack(features) if isinstance(features[0], torch.Tensor)
+                        else [torch.stack(level) for level in zip(*features)])
+        return batch
 
 
 @torch.no_grad()
-def precompute_features(backbone: nn.Module, loader, device, use_amp, amp_dtype, channels_last) -> list[tuple[Any, Any]]:
-    """(pooled features, target) per image, computed once: a frozen backbone gives the same features
-    every epoch, so the epochs after that cost only the head (the textbook's "features + linear")."""
+def precompute_features(model: ZooModel, task: Task, dataset, cfg, machine: Machine, data: DataSplits,
+                        limit_gb: float, total_images: int) -> list[dict[str, Any]]:
+    """What the head consumes (pooled features or the pyramid), once per image: a frozen backbone gives
+    the same features every epoch, so the epochs after that cost only the head (the textbook's
+    "features + linear"). Refuses, before filling memory, when the cache would not fit `limit_gb`."""
     from tqdm import tqdm
 
-    backbone.eval()
-    samples: list[tuple[Any, Any]] = []
-    for x, y in tqdm(loader, desc="caching backbone features", unit="batch", disable=None, leave=False):
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            features = backbone(to_device(x, device, channels_last)).float().cpu()
-        samples += zip(features, _unbatch(y, len(features)))
+    model.eval()
+    loader = data_loader(dataset, cfg, machine, data, lambda s: (s, task.collate(s)), shuffle=False)
+    samples: list[dict[str, Any]] = []
+    for raw, batch in tqdm(loader, desc="caching backbone features", unit="batch", disable=None, leave=False):
+        with machine.autocast():
+            features = model.features(batch.inputs.to(machine.device, non_blocking=True))
+        per_image = (list(features.float().cpu()) if isinstance(features, torch.Tensor)
+                     else list(zip(*(level.float().cpu() for level in features))))
+        if not samples:
+            size = sum(t.numel() for t in (per_image[0] if isinstance(per_image[0], tuple) else [per_image[0]])) * 4
+            needed = size * total_images / 2**30
+            if needed > limit_gb:
+                raise ZooError(f"--cache-features would hold {needed:.1f} GiB of features ({size / 2**20:.2f} MiB per image, "
+                               f"{total_images} images), over cache_limit_gb={limit_gb:g}; use a smaller --image-size, "
+                               "raise it with --set cache_limit_gb=N, or train without --cache-features")
+        samples += [{**{k: v for k, v in s.items() if k != "image"}, "image": f} for s, f in zip(raw, per_image)]
     return samples
-
-
-def _plot_curves(run_dir: Path) -> None:
-    rows = read_metrics(run_dir)
-    if rows:
-        from .plots import plot_curves
-        plot_curves(rows, run_dir / "curves.png")
-
-
-def rebuild(run_dir: str | Path, which: str = "best") -> tuple[ZooModel, dict[str, Any], Task]:
-    """The trained model of a run, from its config.json and weights alone."""
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.is_file():
-        raise ZooError(f"{run_dir}: not a zoo run directory (no config.json)")
-    try:
-        saved = json.loads(cfg_path.read_text())
-        mc = saved["model"]
-    except (json.JSONDecodeError, KeyError) as e:
-        raise ZooError(f"{cfg_path}: unreadable run config ({e})") from None
-    weights = run_dir / f"{which}.safetensors"
-    if not weights.is_file():
-        raise ZooError(f"{run_dir}: no {which}.safetensors (did training finish an epoch?)")
-    zoo = get_zoo()
-    task = zoo.tasks.create(saved["task"])
-    model = build_model(zoo, mc)
-    artifacts.load_weights(model, weights)
-    return model.eval(), saved, task

@@ -8,9 +8,9 @@ from zoo_core import ZooError
 
 
 def cross_entropy_loss(info: dict[str, Any], label_smoothing: float = 0.0) -> nn.Module:
-    if not 0.0 <= float(label_smoothing) < 1.0:
+    if not 0.0 <= label_smoothing < 1.0:
         raise ZooError(f"loss option label_smoothing must be in [0, 1), got {label_smoothing}")
-    return nn.CrossEntropyLoss(label_smoothing=float(label_smoothing))
+    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
 
 class BinaryCrossEntropy(nn.Module):

@@ -4,9 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from zoo_core import Metrics
-from zoo_core.artifacts import write_json
-from zoo_core.plots import plot_confusion_matrix
+from zoo_core import Metrics, plot_confusion_matrix, write_json
 
 
 def probabilities(outputs: torch.Tensor) -> torch.Tensor:
@@ -50,12 +48,13 @@ class ClassificationMetrics(Metrics):
         return {"accuracy": float(self.confusion.diag().sum()) / max(1, total),
                 "macro_f1": sum(r["f1"] for r in rows) / max(1, len(rows))}
 
+    def details(self) -> dict[str, Any]:
+        return {"per_class": self.per_class(), "confusion_matrix": self.confusion.tolist(), "classes": self.classes}
+
     def report(self, run_dir, prefix: str = "") -> list[str]:
         run_dir = Path(run_dir)
         png = plot_confusion_matrix(self.confusion.tolist(), self.classes, run_dir / f"{prefix}confusion_matrix.png")
-        table = write_json(run_dir / f"{prefix}classification_report.json",
-                           {**self.compute(), "per_class": self.per_class(), "confusion_matrix": self.confusion.tolist(),
-                            "classes": self.classes})
+        table = write_json(run_dir / f"{prefix}classification_report.json", {**self.compute(), **self.details()})
         return [str(png), str(table)]
 
     def table(self) -> str:
@@ -65,6 +64,3 @@ class ClassificationMetrics(Metrics):
         for r in self.per_class():
             lines.append(f"{r['class']:<{width}}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['f1']:5.3f}  {r['support']:7d}")
         return "\n".join(lines)
-
-
-

@@ -1,24 +1,57 @@
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from zoo_core import Task
+from torch import nn
+from zoo_core import Prediction, Setting, Task, draw_caption
 
 from .metrics import ClassificationMetrics, probabilities
+
+LOGITS = "logits/class"  # one logit per class (or one for two classes, with bce): the output kind of classify
+
+
+@dataclass
+class ClassPrediction(Prediction):
+    """The top classes of one image, most probable first."""
+
+    top: list[dict[str, Any]] = field(default_factory=list)  # {"label", "probability"[, "id"]}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.top[0]["label"], "probability": self.top[0]["probability"], "top": self.top}
+
+    def caption(self) -> str:
+        return "  ".join(f"{t['label']} {t['probability']:.3f}" for t in self.top)
+
+    def draw(self, image):
+        return draw_caption(image, "  ".join(f"{t['label']} {t['probability']:.2f}" for t in self.top[:3]))
+
+
+class Probabilities(nn.Module):
+    """What an exported classifier outputs: class probabilities, softmax (or sigmoid for one logit)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return probabilities(self.model(x))
 
 
 class ClassifyTask(Task):
     name = "classify"
     description = "binary and multi-class image classification (default: real handwritten digits)"
+    output = LOGITS
     # On the user's own photos: the textbook recipe, a pretrained ResNet-18 trained head-first, then unfrozen.
     # The embedded digits dataset carries its own recipe (a small CNN from scratch): see register_datasets.
     defaults = {"dataset": "digits", "backbone": "resnet18", "head": "linear", "loss": "cross-entropy",
                 "mode": "staged", "freeze_epochs": 2, "epochs": 10, "batch_size": 32, "lr": 1e-3,
                 "augment": "standard"}
-    formats = ["image-folder", "image-csv"]
     primary_metric = "val_accuracy"
     primary_mode = "max"
+    fit = "crop"
+    predict_options = (Setting("top_k", int, 3, "How many classes to show per image.", min=1, short="k"),)
 
     def outputs_info(self, info: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         return {**info, "num_outputs": 1 if config["loss"] == "bce" else len(info["classes"])}
@@ -26,14 +59,13 @@ class ClassifyTask(Task):
     def metrics(self, info: dict[str, Any]) -> ClassificationMetrics:
         return ClassificationMetrics(info["classes"])
 
-    def predict(self, outputs: torch.Tensor, info: dict[str, Any], top_k: int = 5) -> list[dict[str, Any]]:
+    def predict(self, outputs: torch.Tensor, geometry, info: dict[str, Any], top_k: int = 3) -> list[ClassPrediction]:
         probs = probabilities(outputs.float())
-        k = min(top_k, probs.shape[1])
-        values, indices = probs.topk(k, dim=1)
-        classes = info["classes"]
-        return [{"label": classes[int(idx[0])], "probability": round(float(val[0]), 6),
-                 "top": [{"label": classes[int(i)], "probability": round(float(v), 6)} for v, i in zip(val, idx)]}
+        values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
+        classes, ids = info["classes"], info.get("class_ids")
+        return [ClassPrediction([{"label": classes[int(i)], "probability": round(float(v), 6),
+                                  **({"id": ids[int(i)]} if ids else {})} for v, i in zip(val, idx)])
                 for val, idx in zip(values, indices)]
 
-    def format_prediction(self, prediction: dict[str, Any]) -> str:
-        return "  ".join(f"{t['label']} {t['probability']:.3f}" for t in prediction["top"])
+    def deploy(self, model: nn.Module, info: dict[str, Any]) -> tuple[nn.Module, list[str]]:
+        return Probabilities(model), ["probabilities"]

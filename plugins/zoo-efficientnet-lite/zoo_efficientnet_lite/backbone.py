@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import torch
 from torch import nn
-from zoo_core import Backbone, DataConfig, ZooError
+from zoo_core import PretrainedHead, TimmModelBackbone, ZooError
 
 from .weights import load_state_dict
 
@@ -47,15 +46,13 @@ def imagenet_labels() -> tuple[list[str], list[str]]:
     return [info.index_to_description(i).split(",")[0].strip() for i in range(len(ids))], ids
 
 
-class EfficientNetLite(Backbone):
-    """Pooled 1280-d features (forward) or the last feature map (forward_map) of EfficientNet-Lite.
+class EfficientNetLite(TimmModelBackbone):
+    """Pooled 1280-d features (forward) or the feature pyramid (forward_features) of EfficientNet-Lite.
     Options go to timm.create_model, e.g. drop_path_rate=0.1 for fine-tuning with stochastic depth."""
 
     def __init__(self, name: str, *, pretrained: bool = True, in_chans: int | None = None,
                  image_size: int | None = None, **options: Any):
-        super().__init__()
         import timm
-        from timm.data import resolve_data_config
 
         if name not in VARIANTS:
             raise ZooError(f"unknown EfficientNet-Lite variant '{name}' (have: {', '.join(VARIANTS)})")
@@ -64,32 +61,19 @@ class EfficientNetLite(Backbone):
             model = timm.create_model(v.timm_name, pretrained=False, **options)
         except TypeError as e:
             raise ZooError(f"backbone '{name}': {e}") from None
-        self.pretrained_source = "none"
+        head = None
         if pretrained:
             model.load_state_dict(load_state_dict(name, v.package, v.locator, v.distribution, model.state_dict()))
             labels, ids = imagenet_labels()
-            self.set_pretrained_classifier(model.get_classifier(), labels, ids)
-            self.pretrained_source = f"package:{v.distribution}=={_version(v.distribution)}"
+            head = PretrainedHead(model.get_classifier().eval(), "logits/class", {"classes": labels, "class_ids": ids})
         model.reset_classifier(0)  # forward() now returns pooled features
         if in_chans and in_chans != 3:
             _adapt_stem(model, in_chans)
-        self.model = model
-        self.num_features = model.num_features
-
-        dc = resolve_data_config({}, model=model)  # timm's pretrained config for the tf_ variant
-        c, h, w = dc["input_size"]
-        mean, std = tuple(dc["mean"]), tuple(dc["std"])
-        if in_chans and in_chans != 3:
-            c, mean, std = in_chans, (sum(mean) / 3,) * in_chans, (sum(std) / 3,) * in_chans
-        if image_size:
-            h = w = int(image_size)
-        self.data_config = DataConfig((c, h, w), mean, std, dc["interpolation"], dc["crop_pct"])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_features(x)
+        # timm's pretrained config for the tf_ variant: 224 px, mean = std = 0.5, bicubic, crop 0.875
+        super().__init__(model, image_size=image_size, in_chans=in_chans)
+        if head is not None:
+            self.set_pretrained_head(head)
+            self.pretrained_source = f"package:{v.distribution}=={_version(v.distribution)}"
 
 
 def _adapt_stem(model: nn.Module, in_chans: int) -> None:

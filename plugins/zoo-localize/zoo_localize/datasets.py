@@ -1,0 +1,200 @@
+"""Localisation data: the embedded pasted-objects, or a CSV of (path, xmin, ymin, xmax, ymax).
+
+Each dataset returns raw samples {"image": PIL image or path, "target": BoundingBoxes (1, 4), XYXY,
+original pixels, float}; the task's transforms move the box with the image, and info["mean_box"] is
+the mean training box as the model sees it (normalised to its input): the baseline of the metrics."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision import tv_tensors
+from zoo_core import (
+    PATH_COLUMNS,
+    DataConfig,
+    DataSplits,
+    ZooError,
+    check_listed_images,
+    random_split,
+    read_csv,
+    resolve_path,
+    skipped_example,
+)
+
+from .boxes import mean_input_box
+
+# Real photographs shipped with scikit-image (no download): what gets pasted.
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "colorwheel",
+          "camera", "coins", "clock")
+# Real textures shipped with scikit-image: what half of the canvases are made of (the other half plain grey).
+TEXTURES = ("brick", "grass", "gravel")
+
+
+def box_target(box, size_hw: tuple[int, int]) -> tv_tensors.BoundingBoxes:
+    return tv_tensors.BoundingBoxes(torch.tensor([box], dtype=torch.float32), format="XYXY", canvas_size=size_hw)
+
+
+def _samples(items: list[tuple[Any, list[float], tuple[int, int]]], ids: list[str]) -> list[dict[str, Any]]:
+    return [{"image": image, "target": box_target(box, size), "id": i} for (image, box, size), i in zip(items, ids)]
+
+
+def _info(train: list[tuple[Any, list[float], tuple[int, int]]], data_config: DataConfig,
+          reference_info: dict | None) -> dict[str, Any]:
+    if reference_info is not None and reference_info.get("mean_box"):
+        return {"mean_box": list(reference_info["mean_box"])}
+    return {"mean_box": mean_input_box([b for _, b, _ in train], [s for _, _, s in train], data_config)}
+
+
+# ----------------------------------------------------------------------------------- pasted-objects
+
+@lru_cache(maxsize=None)
+def _skimage(name: str) -> np.ndarray:
+    import skimage.data
+
+    arr = getattr(skimage.data, name)()
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    return np.ascontiguousarray(arr[..., :3]).astype(np.uint8)
+
+
+def _canvas(rng: np.random.Generator, w: int, h: int) -> Image.Image:
+    """A grey canvas with a little noise, or a tinted crop of a real texture (brick, grass, gravel)."""
+    if rng.random() < 0.5:
+        grey = rng.integers(90, 171)
+        arr = np.clip(grey + rng.normal(0, 6, (h, w, 1)), 0, 255).repeat(3, axis=2)
+        return Image.fromarray(arr.astype(np.uint8))
+    tex = _skimage(TEXTURES[rng.integers(len(TEXTURES))])
+    side = 512 * rng.uniform(0.3, 0.8)  # textures are 512 px: a crop of 0.3-0.8 of it, shrunk to the canvas
+    cw, ch = (int(side), int(side * h / w)) if w >= h else (int(side * w / h), int(side))
+    x, y = rng.integers(0, 512 - cw + 1), rng.integers(0, 512 - ch + 1)
+    crop = Image.fromarray(tex[y:y + ch, x:x + cw]).resize((w, h), Image.BILINEAR)
+    tint = rng.uniform(0.75, 1.15, 3)
+    return Image.fromarray(np.clip(np.asarray(crop, dtype=np.float32) * tint, 0, 255).astype(np.uint8))
+
+
+def _object(rng: np.random.Generator, max_w: int, max_h: int, min_side: int) -> Image.Image:
+    """A random crop of a real photo, scaled to fit within (max_w, max_h)."""
+    photo = _skimage(PHOTOS[rng.integers(len(PHOTOS))])
+    ph, pw = photo.shape[:2]
+    cw, ch = int(pw * rng.uniform(0.35, 0.9)), int(ph * rng.uniform(0.35, 0.9))
+    x, y = rng.integers(0, pw - cw + 1), rng.integers(0, ph - ch + 1)
+    crop = Image.fromarray(photo[y:y + ch, x:x + cw])
+    ow = int(rng.uniform(0.25, 0.75) * max_w)
+    oh = int(np.clip(ow * ch / cw * rng.uniform(0.8, 1.25), min_side, max_h * 0.8))
+    return crop.resize((max(min_side, ow), max(min_side, oh)), Image.BILINEAR)
+
+
+def generate_pasted(count: int, seed: int, min_size: int = 96, max_size: int = 160):
+    """`count` (image, box, (h, w)) triples: crops of real photos pasted at random places and scales on
+    non-square canvases, all drawn from `seed`."""
+    rng = np.random.default_rng([seed, 20240611])
+    items = []
+    for _ in range(count):
+        w, h = (int(v) for v in rng.integers(min_size, max_size + 1, 2))
+        canvas = _canvas(rng, w, h)
+        obj = _object(rng, w, h, min_side=max(8, min(w, h) // 6))
+        x = int(rng.integers(0, w - obj.width + 1))
+        y = int(rng.integers(0, h - obj.height + 1))
+        canvas.paste(obj, (x, y))
+        items.append((canvas, [float(x), float(y), float(x + obj.width), float(y + obj.height)], (h, w)))
+    return items
+
+
+def pasted_dataset(source: str | None, *, data_config: DataConfig, seed: int, val_fraction: float,
+                   reference_info: dict | None = None, count: int = 720, min_size: int = 96,
+                   max_size: int = 160) -> DataSplits:
+    if count < 2:
+        raise ZooError(f"dataset 'pasted-objects' option count must be >= 2, got {count}")
+    if not 32 <= min_size <= max_size <= 2048:
+        raise ZooError(f"dataset 'pasted-objects': need 32 <= min_size <= max_size <= 2048, got {min_size}, {max_size}")
+    items = generate_pasted(count, seed, min_size, max_size)
+    ids = [f"pasted-{i:04d}" for i in range(count)]
+    train_idx, val_idx = random_split(count, val_fraction, seed)
+    train = [items[i] for i in train_idx]
+    return DataSplits(_samples(train, [ids[i] for i in train_idx]), _samples([items[i] for i in val_idx], [ids[i] for i in val_idx]),
+                      _info(train, data_config, reference_info), in_memory=True,
+                      description=f"pasted-objects ({count} crops of scikit-image photos pasted on "
+                                  f"{min_size}-{max_size} px canvases, seed {seed})")
+
+
+# ------------------------------------------------------------------------------------------------ CSV
+
+BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
+TOLERANCE = 1.0  # pixels a box may stick out of its image (annotation tools' off-by-one), then clipped
+
+
+def is_csv(source: str) -> bool:
+    return Path(source).is_file() and Path(source).suffix.lower() in (".csv", ".tsv")
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(h, w) as zoo loads the image: EXIF orientation applied (a rotated photo swaps them)."""
+    with Image.open(path) as img:
+        w, h = img.size
+        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            w, h = h, w
+    return h, w
+
+
+def _parse_box(row: dict[str, str], where: str) -> list[float]:
+    try:
+        box = [float(row[c]) for c in BOX_COLUMNS]
+    except ValueError:
+        raise ZooError(f"{where}: xmin, ymin, xmax, ymax must be numbers, got "
+                       f"{', '.join(repr(row[c]) for c in BOX_COLUMNS)}") from None
+    if not all(np.isfinite(box)):
+        raise ZooError(f"{where}: box coordinates must be finite, got {box}")
+    if box[2] <= box[0] or box[3] <= box[1]:
+        raise ZooError(f"{where}: empty box (need xmax > xmin and ymax > ymin), got {box}")
+    return box
+
+
+def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction: float,
+                reference_info: dict | None = None, path_column: str | None = None) -> DataSplits:
+    """Rows of (path, xmin, ymin, xmax, ymax) in pixels, paths relative to the CSV's folder; a 'split'
+    column with train/val values, when present, is used instead of a random split.
+
+    A row whose box is wrong (not numbers, empty, outside its image) is an error naming the file and
+    line: a typo in the labels is fixed at its source, not trained on or quietly dropped. Only images
+    that cannot be read are skipped, with their reason, as zoo does everywhere."""
+    path = Path(source)
+    rows, _ = read_csv(path, {"path": PATH_COLUMNS, **{c: (c,) for c in BOX_COLUMNS}, "split": ("split",)},
+                       optional=["split"], chosen={"path": path_column})
+    boxes = []
+    for n, r in enumerate(rows):
+        if not r["path"]:
+            raise ZooError(f"{path}:{n + 2}: empty path")
+        boxes.append(_parse_box(r, f"{path}:{n + 2}"))
+    files = [resolve_path(path, r["path"]) for r in rows]
+    readable, skipped = check_listed_images(files)
+    items, splits = [], []
+    for n, (f, r, box) in enumerate(zip(files, rows, boxes)):
+        if f not in readable:
+            continue
+        h, w = _image_size(f)
+        x0, y0, x1, y1 = box
+        if x0 < -TOLERANCE or y0 < -TOLERANCE or x1 > w + TOLERANCE or y1 > h + TOLERANCE:
+            raise ZooError(f"{path}:{n + 2}: box {box} lies outside its {w}x{h} image {r['path']}")
+        box = [max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)]
+        items.append((f, box, (h, w)))
+        splits.append(r["split"].lower())
+    if not items:
+        raise ZooError(f"{path}: none of the {len(skipped)} image(s) it lists could be read{skipped_example(skipped)}; "
+                       "paths are relative to the CSV's folder")
+    ids = [str(f) for f, _, _ in items]
+    if all(s in ("train", "val") for s in splits):
+        train_idx = [i for i, s in enumerate(splits) if s == "train"]
+        val_idx = [i for i, s in enumerate(splits) if s == "val"]
+        layout = "its split column"
+    else:
+        train_idx, val_idx = random_split(len(items), val_fraction, seed)
+        layout = f"a seeded {1 - val_fraction:.0%}/{val_fraction:.0%} split"
+    train = [items[i] for i in train_idx]
+    return DataSplits(_samples(train, [ids[i] for i in train_idx]), _samples([items[i] for i in val_idx], [ids[i] for i in val_idx]),
+                      _info(train or items, data_config, reference_info), skipped=skipped,
+                      description=f"{path} ({len(items)} images with boxes, {layout})")
