@@ -107,6 +107,8 @@ class HubServer:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.requests: collections.deque[tuple[str, str]] = collections.deque(maxlen=10_000)
         self.errors: list[str] = []
+        self.faults: dict[str, int] = {}  # a path fragment -> the HTTP status every matching request gets (403, 503, ...)
+        self.delay = 0.0  # seconds to wait before answering anything: a slow or hung Hub
         self.lock = threading.RLock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"hub": self}))
         self.endpoint = f"http://127.0.0.1:{self._httpd.server_address[1]}"
@@ -175,6 +177,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.body = self._read_body() if method in ("POST", "DELETE") else b""
             self.query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             parts = [unquote(p) for p in url.path.split("/")[1:]]
+            if hub.delay:
+                time.sleep(hub.delay)
+            fault = next((code for fragment, code in hub.faults.items() if fragment in url.path), None)
+            if fault:
+                raise HubError(fault, f"injected HTTP {fault}")
             with hub.lock:
                 hub.requests.append((method, url.path))
                 self.user = self._auth()

@@ -135,7 +135,18 @@ class Run(Predictor):
 
 
 def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> Run:
+    """A run directory, a folder `pull` returned, or `hf-hub:ID[@REV]`."""
+    if str(run_dir).startswith("hf-hub:"):
+        run_dir = pull(str(run_dir))
     return Run(run_dir, which=which, device=device)
+
+
+def pull(model: str, registry: str | Path | None = None) -> Path:
+    """`zoo pull`: a pushed model (namespace/name[@revision], hf-hub:..., or a registry name) into the
+    Hugging Face cache; the folder load_run() takes. From the cache alone with HF_HUB_OFFLINE=1."""
+    from .hub import pull as hub_pull
+
+    return hub_pull(model, registry)[0]
 
 
 class Pretrained(Predictor):
@@ -160,18 +171,23 @@ class Pretrained(Predictor):
 
 
 def resolve_target(target: str) -> tuple[str, Any]:
-    """What `zoo predict/inspect TARGET` means: ("run", Path) for a run directory, ("backbone", name)
-    for a registered backbone. A directory wins over a backbone of the same name."""
+    """What `zoo predict/eval/export/inspect TARGET` means: ("run", Path) for a run directory or a model
+    pulled from the Hub (`hf-hub:ID[@REV]`, into the Hugging Face cache), ("backbone", name) for a
+    registered backbone. A directory wins over a backbone of the same name."""
+    from .hub import PREFIX, pull
+
+    if target.startswith(PREFIX):
+        return "run", pull(target)[0]
     path = Path(target)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ZooError(f"{target}: not a zoo run directory (no config.json)")
         return "run", path
+    if path.exists():
+        raise ZooError(f"{target}: a file, not a run directory or a backbone name")
     backbones = get_zoo().backbones
     if target in backbones:
         return "backbone", target
-    if path.exists():
-        raise ZooError(f"{target}: a file, not a run directory or a backbone name")
     raise ZooError(f"'{target}' is neither a run directory nor a backbone{did_you_mean(target, backbones.names())}; "
                    "zoo list shows backbones")
 

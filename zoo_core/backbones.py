@@ -13,7 +13,7 @@ from torch import nn
 
 from .components import Backbone, DataConfig, FeatureLevel, PretrainedHead
 from .errors import ZooError
-from .hub import offline_alternatives, require_hf_weights, require_reachable
+from .network import offline_alternatives, require_hf_weights, require_reachable
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from . import hookimpl
 from .backbones import SMALL_NETS, TimmBackbone, TorchvisionBackbone, small_net_factory, timm_has, timm_names, torchvision_names
 from .components import BackboneSpec, ExporterSpec, LossSpec
 from .export import export_onnx, export_torchscript
+from .hub import hub_backbone
 
 # Losses on tensors of the same shape as the target: any output kind a task declares as "regression/...".
 REGRESSION = ("regression/*",)
@@ -21,6 +22,9 @@ def register_backbones(register):
                               description=f"from scratch, {description}; input {size[0]}x{size[1]}x{size[2]}"))
     register(BackboneSpec("timm", TimmBackbone, family=True, names=timm_names, has=timm_has,
                           description="any timm model by name; pretrained weights from the Hugging Face Hub"))
+    # Families are tried in this order for a bare name; only a Hub repo id (namespace/name) reaches "hf-hub".
+    register(BackboneSpec("hf-hub", hub_backbone, family=True, names=lambda: [], has=lambda name: "/" in name,
+                          description="the backbone of a model pushed with zoo push: hf-hub:NAMESPACE/NAME[@REV]"))
     register(BackboneSpec("torchvision", TorchvisionBackbone, family=True, names=torchvision_names,
                           description="torchvision classification models; pretrained weights from download.pytorch.org"))
 

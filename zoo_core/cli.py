@@ -112,23 +112,38 @@ def _component_rows(zoo, kind: str) -> list[dict[str, Any]]:
     return rows
 
 
-def known_models(zoo) -> list[dict[str, Any]]:
-    from .registry_file import load_known_models
+def catalog(zoo, registry: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """registry.toml's plugins and models, each marked installed or not, with what to pip install."""
+    from .registry_file import load_registry
 
-    out = []
-    for m in load_known_models():
-        available = m.get("backbone", "") in zoo.backbones and (not m.get("task") or m["task"] in zoo.tasks)
-        out.append({**m, "available": available})
-    return out
+    data = load_registry(registry)
+    installed = {p.source for p in zoo.plugins if not p.error}
+    plugins = [{**p, "installed": p["distribution"] in installed} for p in data["plugin"]]
+    install = {p["name"]: p.get("install", f"pip install {p['distribution']}") for p in data["plugin"]}
+    by_task = {p.get("task"): p["name"] for p in data["plugin"] if p.get("task")}
+    models = []
+    for m in data["model"]:
+        available = (not m.get("task") or m["task"] in zoo.tasks) and (m.get("repo") or m.get("backbone", "") in zoo.backbones)
+        entry = {**m, "available": bool(available)}
+        if not available:
+            needed = m.get("plugin") or by_task.get(m.get("task"))
+            entry["install"] = install.get(needed, f"pip install {needed}") if needed else None
+        models.append(entry)
+    return {"plugins": plugins, "models": models}
+
+
+def known_models(zoo, registry: str | None = None) -> list[dict[str, Any]]:
+    return catalog(zoo, registry)["models"]
 
 
 @main.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 @click.option("--backbones", "backbone_pattern", metavar="PATTERN",
               help="List backbone names matching a wildcard, e.g. 'resnet*' or 'torchvision:*'.")
+@click.option("--registry", type=click.Path(dir_okay=False), help="Also read this registry file (see also ZOO_REGISTRY).")
 @friendly
-def list_cmd(as_json: bool, backbone_pattern: str | None):
-    """Installed plugins, every component they register, and known models (registry.toml)."""
+def list_cmd(as_json: bool, backbone_pattern: str | None, registry: str | None):
+    """Installed plugins, every component they register, and the registry's plugins and models."""
     from .plugins import get_zoo
     from .registry import KINDS, PLURAL
 
@@ -140,12 +155,14 @@ def list_cmd(as_json: bool, backbone_pattern: str | None):
         else:
             click.echo("\n".join(names) if names else f"no backbone matches '{backbone_pattern}'")
         return
+    known = catalog(zoo, registry)
     if as_json:
         click.echo(json.dumps({
             "plugins": [p.as_dict() for p in zoo.plugins],
             "components": {PLURAL[k]: _component_rows(zoo, k) for k in KINDS},
             "commands": [{"name": n, "plugin": p} for n, (_, p) in sorted(zoo.commands.items())],
-            "known_models": known_models(zoo),
+            "known_plugins": known["plugins"],
+            "known_models": known["models"],
         }, indent=2))
         return
     click.echo("plugins:")
@@ -155,22 +172,29 @@ def list_cmd(as_json: bool, backbone_pattern: str | None):
         for kind in KINDS:
             comps = [c for c in zoo.registries[kind] if c.plugin == p.name]
             if comps:
-                names = [f"{c.name}:* ({len(c.family_names())} models)" if c.is_family else c.name for c in comps]
+                names = [(f"{c.name}:* ({len(c.family_names())} models)" if c.family_names() else f"{c.name}:*")
+                         if c.is_family else c.name for c in comps]
                 click.echo(f"    {PLURAL[kind] + ':':<11}{', '.join(names)}")
         commands = [n for n, (_, plugin) in sorted(zoo.commands.items()) if plugin == p.name]
         if commands:
             click.echo(f"    {'commands:':<11}{', '.join('zoo ' + n for n in commands)}")
-    models = known_models(zoo)
+    missing = [p for p in known["plugins"] if not p["installed"]]
+    if missing:
+        click.echo("\nmore plugins (registry.toml), not installed:")
+        for p in missing:
+            click.echo(f"  {p['name']:<14} {p.get('summary', '')}  ->  {p.get('install', 'pip install ' + p['distribution'])}")
+    models = known["models"]
     if models:
         click.echo("\nknown models (registry.toml):")
         width = max(len(m["name"]) for m in models)
-        bwidth = max(len(m["backbone"]) for m in models)
+        where = {m["name"]: f"hf-hub:{m['repo']}" if m.get("repo") else m.get("backbone", "") for m in models}
+        bwidth = max(len(w) for w in where.values())
         for m in models:
-            mark = "" if m["available"] else "  (not installed)"
+            mark = "" if m["available"] else f"  (not installed: {m.get('install') or 'its task plugin'})"
             params = f"{m['params']:>6}M" if "params" in m else " " * 7
-            click.echo(f"  {m['name']:<{width}}  {m.get('task', ''):<9} {m['backbone']:<{bwidth}} {params}  "
+            click.echo(f"  {m['name']:<{width}}  {m.get('task', ''):<9} {where[m['name']]:<{bwidth}} {params}  "
                        f"{m.get('description', '')}{mark}")
-    click.echo("\nzoo list --json for descriptions; zoo list --backbones 'resnet*' to search backbones")
+    click.echo("\nzoo list --json for descriptions and options; zoo list --backbones 'resnet*' to search backbones")
 
 
 # ---------------------------------------------------------------------------------------------- train
@@ -220,7 +244,7 @@ def train(task: str | None, sets: tuple[str, ...], config: str | None, resume: s
 # ------------------------------------------------------------------------------------- eval & predict
 
 @main.command("eval")
-@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.argument("run", metavar="RUN|hf-hub:ID")
 @click.option("--data", help="Labelled data in a format the run's task reads (default: the run's own validation split).")
 @click.option("--dataset", help="Dataset component (default: inferred from --data).")
 @click.option("--device", default="auto")
@@ -232,7 +256,7 @@ def eval_cmd(run: str, data: str | None, dataset: str | None, device: str, repor
     """Evaluate a trained RUN on labelled data, or on its own validation split."""
     from .api import load_run
 
-    r = load_run(run, device=device)
+    r = load_run(_run_dir(run), device=device)
     scores, metrics = r.evaluate(data, dataset=dataset)
     if report_dir:
         Path(report_dir).mkdir(parents=True, exist_ok=True)
@@ -379,7 +403,7 @@ def inspect_cmd(target: str, depth: int, mode: str | None, image_size: int | Non
 # --------------------------------------------------------------------------------------------- export
 
 @main.command()
-@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.argument("run", metavar="RUN|hf-hub:ID")
 @click.option("--format", "fmt", default="onnx", show_default=True, help="An exporter: zoo list shows them.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), help="Output file (default: RUN/model.<suffix>).")
 @friendly
@@ -389,13 +413,70 @@ def export(run: str, fmt: str, out: str | None):
     from .api import load_run
     from .export import export as export_run
 
-    path, facts = export_run(load_run(run, device="cpu"), fmt, out)
+    path, facts = export_run(load_run(_run_dir(run), device="cpu"), fmt, out)
     detail = [f"{facts.pop('bytes') / 1e6:.2f} MB"]
     if "outputs" in facts:
         detail.append("outputs " + ", ".join(facts.pop("outputs")))
     if "max_abs_diff_vs_pytorch" in facts:
         detail.append(f"max abs diff vs PyTorch {facts.pop('max_abs_diff_vs_pytorch'):.2e}")
     click.echo(f"wrote {path} ({'; '.join(detail)})")
+
+
+def _run_dir(target: str) -> Path:
+    """A trained run's directory, or a model pulled from the Hub for `hf-hub:ID[@REV]`."""
+    from .api import resolve_target
+
+    kind, what = resolve_target(target)
+    if kind != "run":
+        raise ZooError(f"{target}: a backbone, not a trained run; give a run directory or hf-hub:NAMESPACE/NAME")
+    return what
+
+
+# ------------------------------------------------------------------------------------------ push, pull
+
+@main.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("repo_id", metavar="NAMESPACE/NAME")
+@click.option("--private", is_flag=True, help="Create the repo private (an existing repo keeps its visibility).")
+@click.option("--revision", help="Commit to this branch (created if needed) instead of main.")
+@click.option("-m", "--message", help="The commit message.")
+@click.option("--with", "with_formats", multiple=True, metavar="FORMAT",
+              help="Also upload the model exported with this exporter, e.g. --with onnx (repeatable).")
+@click.option("--license", help="The license in the model card (e.g. apache-2.0; default: unknown).")
+@click.option("--registry", type=click.Path(dir_okay=False), help="Add or update the model's entry in this registry file.")
+@friendly
+def push(run: str, repo_id: str, private: bool, revision: str | None, message: str | None,
+         with_formats: tuple[str, ...], license: str | None, registry: str | None):
+    """Upload a trained RUN to the Hugging Face Hub in one commit: weights (safetensors), config, a model
+    card with its metrics, curves and report images. The token comes from HF_TOKEN or `hf auth login`;
+    HF_ENDPOINT picks another Hub."""
+    from .hub import push as hub_push
+
+    if not Path(run).is_dir():
+        raise ZooError(f"{run}: no such run directory")
+    result = hub_push(run, repo_id, private=private, revision=revision, message=message, with_formats=with_formats,
+                      registry=registry, license=license)
+    click.echo(f"pushed {len(result['files'])} files to {result['url']} ({result['revision']}), commit {result['commit']}")
+    if registry:
+        click.echo(f"registry {registry}: model '{repo_id.split('/')[-1]}' pinned to {result['commit'][:12]}")
+
+
+@main.command()
+@click.argument("model", metavar="NAMESPACE/NAME[@REVISION]|NAME")
+@click.option("--registry", type=click.Path(dir_okay=False), help="Also look NAME up in this registry file.")
+@friendly
+def pull(model: str, registry: str | None):
+    """Download a model pushed with zoo push into the Hugging Face cache (weights, config, card; never a
+    pickle). Afterwards hf-hub:ID works offline (HF_HUB_OFFLINE=1)."""
+    from .hub import pull as hub_pull
+
+    folder, ref = hub_pull(model, registry)
+    config = json.loads((folder / "config.json").read_text())
+    best = {k: v for k, v in config.get("best", {}).items() if k != "epoch"}
+    scores = "  ".join(f"{k} {v:.4f}" for k, v in best.items())
+    click.echo(f"pulled {ref} (commit {folder.name[:12]}): {config['model']['task']}, {config['model']['backbone']} "
+               f"+ {config['model']['head']}{'; ' + scores if scores else ''}")
+    click.echo(f"in {folder}; use it as hf-hub:{ref}")
 
 
 # --------------------------------------------------------------------------------------------- plugin

@@ -259,6 +259,8 @@ class Task(ABC):
     fit: Literal["crop", "pad", "stretch"] = "crop"
     # Options of `zoo predict` and Run.predict for this task (e.g. top_k), as settings.Setting objects.
     predict_options: Sequence["Setting"] = ()
+    # The Hub's pipeline tag for model cards ("image-classification", "object-detection"), if one fits.
+    pipeline_tag: str | None = None
 
     def outputs_info(self, info: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         """Add what heads need (e.g. num_outputs) to the dataset's info, given the run config."""

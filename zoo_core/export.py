@@ -96,7 +96,9 @@ def export(predictor, fmt: str, out: str | Path | None = None) -> tuple[Path, di
     from .plugins import get_zoo
 
     component = get_zoo().exporters.get(fmt)
-    default_dir = getattr(predictor, "dir", Path("."))
+    # A model pulled from the Hub lives in the Hugging Face cache, which is never written to: export here.
+    run_dir = getattr(predictor, "dir", None)
+    default_dir = run_dir if run_dir is not None and (run_dir / "best.safetensors").is_file() else Path(".")
     path = Path(out) if out else default_dir / f"model{component.spec.suffix}"
     predictor.model.to("cpu")
     deployed, names = predictor.task.deploy(predictor.model, predictor.info)

@@ -106,6 +106,8 @@ def rebuild(run_dir: str | Path, which: str = "best"):
     run_dir = Path(run_dir)
     saved = read_config(run_dir)
     weights = run_dir / f"{which}.safetensors"
+    if not weights.is_file() and (run_dir / "model.safetensors").is_file():  # a model pulled from the Hub
+        weights = run_dir / "model.safetensors"
     if not weights.is_file():
         raise ZooError(f"{run_dir}: no {which}.safetensors (did training finish an epoch?)")
     zoo = get_zoo()

@@ -51,6 +51,7 @@ class ClassifyTask(Task):
     primary_metric = "val_accuracy"
     primary_mode = "max"
     fit = "crop"
+    pipeline_tag = "image-classification"
     predict_options = (Setting("top_k", int, 3, "How many classes to show per image.", min=1, short="k"),)
 
     def outputs_info(self, info: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:

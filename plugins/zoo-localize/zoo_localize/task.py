@@ -60,6 +60,7 @@ class LocalizeTask(Task):
     # Letterbox: the whole image is seen (a box near the edge is never cut off, as a crop would) and its
     # aspect ratio is kept (objects are not squashed differently on wide and tall images, as "stretch" does).
     fit = FIT
+    pipeline_tag = "object-detection"
 
     def __init__(self):
         self.data_config: DataConfig | None = None
