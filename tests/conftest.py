@@ -68,3 +68,20 @@ def digits_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("digits") / "run"
     train("classify", out=str(out), epochs=2, quiet=True)
     return out
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A folder on sys.path where fake distributions are 'installed'; plugins reload around the test,
+    and the modules imported from it are forgotten after it."""
+    from zoo_core.plugins import get_zoo
+
+    path = tmp_path / "site"
+    path.mkdir()
+    monkeypatch.syspath_prepend(str(path))
+    get_zoo.cache_clear()
+    yield path
+    get_zoo.cache_clear()
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", "") or "").startswith(str(path)):
+            del sys.modules[name]

@@ -35,17 +35,6 @@ def install(site: Path, module: str, source: str, ep_name: str, version: str = "
     (info / "entry_points.txt").write_text(f"[zoo]\n{ep_name} = {module}\n")
 
 
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    path = tmp_path / "site"
-    path.mkdir()
-    monkeypatch.syspath_prepend(str(path))
-    get_zoo.cache_clear()
-    yield path
-    get_zoo.cache_clear()
-    for name in [m for m in sys.modules if m.startswith("zoo_zz")]:
-        del sys.modules[name]
-
 
 def zoo(*args: str):
     get_zoo.cache_clear()

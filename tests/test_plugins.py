@@ -41,18 +41,6 @@ def test_zoo_core_never_imports_a_plugin():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "ok"
 
 
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    """A folder on sys.path where fake distributions are 'installed'; plugins reload around the test."""
-    from zoo_core.plugins import get_zoo
-
-    path = tmp_path / "site"
-    path.mkdir()
-    monkeypatch.syspath_prepend(str(path))
-    get_zoo.cache_clear()
-    yield path
-    get_zoo.cache_clear()
-
 
 def zoo_cli(*args: str):
     from zoo_core.plugins import get_zoo
