@@ -19,7 +19,7 @@ from PIL import Image
 from .components import DataConfig, Prediction, Task, detach
 from .config import merge, normalise
 from .data import find_images, open_image, scan_images
-from .device import pick_device
+from .device import Machine, pick_device
 from .errors import ZooError, did_you_mean
 from .model import ZooModel
 from .plugins import get_zoo
@@ -111,8 +111,6 @@ class Run(Predictor):
         if isinstance(loss_fn, torch.nn.Module):
             loss_fn.to(self.device)
         metrics = self.task.metrics(self.info)
-        from .device import Machine
-
         machine = Machine(self.device)
         loader = data_loader(splits.val, cfg, machine, splits, self.task.collate, shuffle=False)
         losses, scores = evaluate(self.task, self.model, loader, loss_fn, metrics, machine)
@@ -125,10 +123,9 @@ class Run(Predictor):
         if split is None or len(split) == 0:
             return None
         raw = [split.raw[i]["image"] for i in range(min(limit, len(split)))]
-        from .data import open_image as load
         from .draw import image_grid
 
-        images = [load(im, 3) for im in raw]
+        images = [open_image(im, 3) for im in raw]
         preds = self.predict(images)
         return image_grid([p.draw(im) for p, im in zip(preds, images)], path,
                           titles=[Path(str(r)).name if not isinstance(r, Image.Image) else f"#{i}" for i, r in enumerate(raw)])
