@@ -10,6 +10,8 @@ Data (data.py):            load_image, open_image, find_images, scan_images, che
 Transforms (transforms.py): Preprocess, Augment, Geometry, image_transforms, collate_samples, to_sample
 Pictures (draw.py, plots.py): draw_caption, draw_boxes, draw_points, draw_mask, image_grid, color,
                            plot_confusion_matrix
+Scenes (scenes.py):        generate_scenes, Scene, SCENE_CLASSES, textured_canvas, photo_crop, shape_mask,
+                           skimage_image (generated embedded data; the plugin declares scikit-image)
 Files (artifacts.py):      atomic_write, write_json, cache_dir
 Running:                   train, load_run, pull, load_pretrained, get_zoo; zoo_core.testing.tiny_train for tests
 """
@@ -29,6 +31,8 @@ _LAZY = {
     **dict.fromkeys(["Preprocess", "Augment", "Geometry", "image_transforms", "collate_samples", "to_sample"], "transforms"),
     **dict.fromkeys(["draw_caption", "draw_boxes", "draw_points", "draw_mask", "image_grid", "color"], "draw"),
     "plot_confusion_matrix": "plots",
+    **dict.fromkeys(["generate_scenes", "Scene", "SCENE_CLASSES", "textured_canvas", "photo_crop", "shape_mask",
+                     "skimage_image"], "scenes"),
     **dict.fromkeys(["atomic_write", "write_json", "cache_dir"], "artifacts"),
     **dict.fromkeys(["train", "load_run", "Run", "load_pretrained", "Pretrained", "Predictor", "pull"], "api"),
     "get_zoo": "plugins",

@@ -6,7 +6,6 @@ the mean training box as the model sees it (normalised to its input): the baseli
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +19,15 @@ from zoo_core import (
     DataSplits,
     ZooError,
     check_listed_images,
+    photo_crop,
     random_split,
     read_csv,
     resolve_path,
     skipped_example,
+    textured_canvas,
 )
 
 from .boxes import mean_input_box
-
-# Real photographs shipped with scikit-image (no download): what gets pasted.
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "colorwheel",
-          "camera", "coins", "clock")
-# Real textures shipped with scikit-image: what half of the canvases are made of (the other half plain grey).
-TEXTURES = ("brick", "grass", "gravel")
 
 
 def box_target(box, size_hw: tuple[int, int]) -> tv_tensors.BoundingBoxes:
@@ -52,43 +47,6 @@ def _info(train: list[tuple[Any, list[float], tuple[int, int]]], data_config: Da
 
 # ----------------------------------------------------------------------------------- pasted-objects
 
-@lru_cache(maxsize=None)
-def _skimage(name: str) -> np.ndarray:
-    import skimage.data
-
-    arr = getattr(skimage.data, name)()
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    return np.ascontiguousarray(arr[..., :3]).astype(np.uint8)
-
-
-def _canvas(rng: np.random.Generator, w: int, h: int) -> Image.Image:
-    """A grey canvas with a little noise, or a tinted crop of a real texture (brick, grass, gravel)."""
-    if rng.random() < 0.5:
-        grey = rng.integers(90, 171)
-        arr = np.clip(grey + rng.normal(0, 6, (h, w, 1)), 0, 255).repeat(3, axis=2)
-        return Image.fromarray(arr.astype(np.uint8))
-    tex = _skimage(TEXTURES[rng.integers(len(TEXTURES))])
-    side = 512 * rng.uniform(0.3, 0.8)  # textures are 512 px: a crop of 0.3-0.8 of it, shrunk to the canvas
-    cw, ch = (int(side), int(side * h / w)) if w >= h else (int(side * w / h), int(side))
-    x, y = rng.integers(0, 512 - cw + 1), rng.integers(0, 512 - ch + 1)
-    crop = Image.fromarray(tex[y:y + ch, x:x + cw]).resize((w, h), Image.BILINEAR)
-    tint = rng.uniform(0.75, 1.15, 3)
-    return Image.fromarray(np.clip(np.asarray(crop, dtype=np.float32) * tint, 0, 255).astype(np.uint8))
-
-
-def _object(rng: np.random.Generator, max_w: int, max_h: int, min_side: int) -> Image.Image:
-    """A random crop of a real photo, scaled to fit within (max_w, max_h)."""
-    photo = _skimage(PHOTOS[rng.integers(len(PHOTOS))])
-    ph, pw = photo.shape[:2]
-    cw, ch = int(pw * rng.uniform(0.35, 0.9)), int(ph * rng.uniform(0.35, 0.9))
-    x, y = rng.integers(0, pw - cw + 1), rng.integers(0, ph - ch + 1)
-    crop = Image.fromarray(photo[y:y + ch, x:x + cw])
-    ow = int(rng.uniform(0.25, 0.75) * max_w)
-    oh = int(np.clip(ow * ch / cw * rng.uniform(0.8, 1.25), min_side, max_h * 0.8))
-    return crop.resize((max(min_side, ow), max(min_side, oh)), Image.BILINEAR)
-
-
 def generate_pasted(count: int, seed: int, min_size: int = 96, max_size: int = 160):
     """`count` (image, box, (h, w)) triples: crops of real photos pasted at random places and scales on
     non-square canvases, all drawn from `seed`."""
@@ -96,8 +54,8 @@ def generate_pasted(count: int, seed: int, min_size: int = 96, max_size: int = 1
     items = []
     for _ in range(count):
         w, h = (int(v) for v in rng.integers(min_size, max_size + 1, 2))
-        canvas = _canvas(rng, w, h)
-        obj = _object(rng, w, h, min_side=max(8, min(w, h) // 6))
+        canvas = textured_canvas(rng, w, h)
+        obj = photo_crop(rng, w, h, min_side=max(8, min(w, h) // 6))
         x = int(rng.integers(0, w - obj.width + 1))
         y = int(rng.integers(0, h - obj.height + 1))
         canvas.paste(obj, (x, y))
