@@ -12,11 +12,24 @@ import torch
 from torch import nn
 
 
+TMP_SUFFIX = ".tmp"
+
+
+def kill_point(name: str) -> None:
+    """A test hook: SIGKILL this process at the named instant when ZOO_TEST_KILL_AT names it, so the
+    fault tests can kill a run between any two writes (no effect otherwise)."""
+    if os.environ.get("ZOO_TEST_KILL_AT") == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
     try:
         write(tmp)
+        kill_point(f"rename:{path.name}")
         os.replace(tmp, path)
     finally:
         if tmp.exists():
