@@ -15,13 +15,22 @@ from torch import nn
 TMP_SUFFIX = ".tmp"
 
 
-def kill_point(name: str) -> None:
-    """A test hook: SIGKILL this process at the named instant when ZOO_TEST_KILL_AT names it, so the
-    fault tests can kill a run between any two writes (no effect otherwise)."""
-    if os.environ.get("ZOO_TEST_KILL_AT") == name:
-        import signal
+_KILL_POINTS_PASSED: dict[str, int] = {}
 
-        os.kill(os.getpid(), signal.SIGKILL)
+
+def kill_point(name: str) -> None:
+    """A test hook: SIGKILL this process at the named instant when ZOO_TEST_KILL_AT names it ("NAME", or
+    "NAME#N" for its N-th time), so the fault tests can kill a run between any two writes. No effect otherwise."""
+    wanted = os.environ.get("ZOO_TEST_KILL_AT")
+    if not wanted:
+        return
+    point, _, nth = wanted.partition("#")
+    if point == name:
+        _KILL_POINTS_PASSED[name] = _KILL_POINTS_PASSED.get(name, 0) + 1
+        if _KILL_POINTS_PASSED[name] == int(nth or 1):
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
