@@ -269,6 +269,20 @@ def evaluate(task: Task, model: nn.Module, loader, loss_fn, metrics: Metrics, ma
     return meter.means(), metrics.compute()
 
 
+def check_forward(model: ZooModel, cfg: dict[str, Any]) -> None:
+    """One forward pass of a blank pair of images: an option a component takes without checking (timm
+    passes **options on) fails here as one line naming it, not in the middle of the first epoch."""
+    c, h, w = model.backbone.data_config.input_size
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(2, c, h, w))
+    except (TypeError, ValueError, RuntimeError, AssertionError) as e:
+        given = ", ".join(f"{kind}.{k}={v!r}" for kind in ("backbone", "head") for k, v in cfg[f"{kind}_options"].items())
+        raise ZooError(f"the model fails with the options given ({given}): {str(e).splitlines()[0][:150] if str(e) else type(e).__name__}") from None
+    finally:
+        model.train()
+
+
 # ---------------------------------------------------------------------------------------- the loop
 
 def train(task_name: str, *, config: str | Path | None = None, resume: str | Path | None = None,
@@ -357,6 +371,8 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     model = ZooModel(backbone, head, head_input)
     if state is not None:
         model.backbone.pretrained_source = saved["model"].get("pretrained_source", "none")
+    if cfg["backbone_options"] or cfg["head_options"]:
+        check_forward(model, cfg)
     loss_fn = zoo.losses.create(cfg["loss"], info=info, **cfg["loss_options"])
     train_metrics, val_metrics = task.metrics(info), task.metrics(info)
     primary, mode = task.primary_metric, task.primary_mode
