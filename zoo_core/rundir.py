@@ -113,6 +113,10 @@ def rebuild(run_dir: str | Path, which: str = "best"):
         weights = run_dir / "model.safetensors"
     if not weights.is_file():
         raise ZooError(f"{run_dir}: no {which}.safetensors (did training finish an epoch?)")
+    recorded = (weights_metadata(weights) or {}).get("model_digest")
+    if recorded and recorded != model_digest(saved["model"]):
+        raise ZooError(f"{run_dir / 'config.json'}: its 'model' section was changed after training and no longer "
+                       f"describes {weights.name}; restore the original config.json")
     zoo = get_zoo()
     task = zoo.tasks.create(saved["model"]["task"])
     try:
@@ -207,12 +211,30 @@ def torch_tensor_type():
     return torch.Tensor
 
 
-def weights_epoch(path: Path) -> int | None:
-    """The epoch a run's .safetensors file was saved at (its metadata), or None when unreadable."""
+def weights_metadata(path: Path) -> dict[str, str] | None:
+    """The metadata a .safetensors file carries, or None when it cannot be read."""
     try:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
-            return int((f.metadata() or {}).get("epoch"))
+            return dict(f.metadata() or {})
     except Exception:
         return None
+
+
+def weights_epoch(path: Path) -> int | None:
+    """The epoch a run's .safetensors file was saved at (its metadata), or None when unreadable."""
+    try:
+        return int((weights_metadata(path) or {}).get("epoch"))
+    except (TypeError, ValueError):
+        return None
+
+
+def model_digest(model_section: dict[str, Any]) -> str:
+    """A fingerprint of config.json's 'model' section, saved in the weights' metadata: a section changed
+    after training (other classes, another input size, an option pointing elsewhere) is then caught
+    before the network is built from it."""
+    import hashlib
+
+    canonical = json.dumps(json.loads(json.dumps(model_section, default=str)), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]

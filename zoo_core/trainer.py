@@ -49,6 +49,7 @@ from .rundir import (
     weights_epoch,
     write_config,
     write_metrics,
+    model_digest,
 )
 from .transforms import SampleDataset
 
@@ -445,11 +446,13 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         f"{trainable:,} trainable; mode {cfg['mode']}; {machine.describe()}; run dir {run_dir}")
 
     committed = {"epoch": start_epoch, "best": dict(best)}  # what the checkpoint on disk holds
+    model_section = model_config(cfg, task, backbone, info)
 
     def save_config(status: str) -> None:
         write_config(run_dir, {
-            "task": task_name, "status": status, "best": committed["best"], "epochs_done": committed["epoch"], "primary_metric": primary, "primary_mode": mode,
-            "model": model_config(cfg, task, backbone, info),
+            "task": task_name, "status": status, "best": committed["best"], "epochs_done": committed["epoch"],
+            "primary_metric": primary, "primary_mode": mode,
+            "model": model_section,
             "train": dict(cfg),
             "data": {"dataset": cfg["dataset"], "source": cfg["data"], "train": len(train_set),
                      "val": len(val_set), "skipped": len(data.skipped)},
@@ -469,7 +472,7 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     def publish(status: str) -> None:
         """The files derived from the checkpoint; a kill between them is repaired by --resume."""
         epochs_done = committed["epoch"]
-        metadata = {"task": task_name, "epoch": str(epochs_done)}
+        metadata = {"task": task_name, "epoch": str(epochs_done), "model_digest": model_digest(model_section)}
         artifacts.save_weights(model, run_dir / "last.safetensors", metadata)
         artifacts.kill_point(f"published-last@{epochs_done}")
         if committed["best"] and committed["best"]["epoch"] == epochs_done:
