@@ -393,7 +393,9 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         start_epoch, best, bad_epochs, rows = state["epoch"], state["best"], state["bad_epochs"], state["metrics"]
         if cfg["mode"] == "staged" and start_epoch >= cfg["freeze_epochs"]:
             model.set_backbone_trainable(True)
-        if start_epoch >= cfg["epochs"]:
+        # A run killed after its last checkpoint but before it said so only has its files republished.
+        finished = saved.get("status") in ("completed", "stopped early")
+        if start_epoch >= cfg["epochs"] and (finished or "epochs" in flag_layer):
             raise ZooError(f"--resume {run_dir}: already trained {start_epoch} epochs; pass --epochs N (N > {start_epoch}) to train longer")
         if best and best["epoch"] < start_epoch and weights_epoch(run_dir / "best.safetensors") != best["epoch"]:
             found = weights_epoch(run_dir / "best.safetensors")
@@ -484,6 +486,7 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
 
     try:
         if state is None:
+            save_config("running")  # first, so --resume knows the run whatever instant a kill comes at
             commit(0)  # the starting weights: a run killed in its first epoch resumes from here exactly
         publish("running")  # on --resume, this repairs whatever a kill left stale
     except OSError as e:
@@ -493,8 +496,11 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     bar = tqdm(total=(cfg["epochs"] - start_epoch) * len(train_loader), unit="batch",
                disable=None if progress and not quiet else True, dynamic_ncols=True, leave=False)
     epoch, status = start_epoch, "completed"
+    last_epoch = cfg["epochs"]
+    if state is not None and not finished and cfg["patience"] and bad_epochs >= cfg["patience"]:
+        status, last_epoch = "stopped early", start_epoch  # it had stopped early when it was killed
     try:
-        for epoch in range(start_epoch, cfg["epochs"]):
+        for epoch in range(start_epoch, last_epoch):
             t_epoch = time.time()
             if cfg["mode"] == "staged" and epoch == cfg["freeze_epochs"]:
                 model.set_backbone_trainable(True)
