@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from faultkit import TINY_SETTINGS, make_folder
+from .faultkit import TINY_SETTINGS, make_folder
 
 FAULTS_DIR = Path(__file__).resolve().parent
 

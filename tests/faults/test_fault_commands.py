@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from faultkit import TINY, cli, cli_error, make_folder, snapshot
+from .faultkit import TINY, cli, cli_error, make_folder, snapshot
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_every_command_fails_in_one_line(trained, image, tmp_path, in_tmp, case)
         notes = [line for line in stderr.splitlines() if line.startswith("skipped ")]
         assert len(notes) == 1
         stderr = "\n".join(line for line in stderr.splitlines() if not line.startswith("skipped "))
-    from faultkit import one_line_error
+    from .faultkit import one_line_error
 
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     one_line_error(result.exit_code, stderr, code)

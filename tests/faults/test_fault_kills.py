@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from faultkit import (TINY, TINY_SETTINGS, ZOO, cli_error, config_of, metrics_of, one_line_error, temp_files,
+from .faultkit import (TINY, TINY_SETTINGS, ZOO, cli_error, config_of, metrics_of, one_line_error, temp_files,
                       without_time, zoo_process)
 
 EPOCHS = 3

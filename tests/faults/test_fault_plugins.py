@@ -11,7 +11,7 @@ import re
 import pytest
 import torch
 
-from faultkit import TINY, cli, cli_error, config_of, install_plugin, snapshot
+from .faultkit import TINY, cli, cli_error, config_of, install_plugin, snapshot
 
 HEADS = """
 import torch

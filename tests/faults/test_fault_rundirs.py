@@ -12,7 +12,7 @@ import shutil
 import pytest
 import torch
 
-from faultkit import cli, cli_error, config_of, metrics_of, snapshot
+from .faultkit import cli, cli_error, config_of, metrics_of, snapshot
 
 MARKER = "/tmp/zoo-fault-pickle-ran"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from faultkit import TINY, cli, cli_error
+from .faultkit import TINY, cli, cli_error
 
 OUT_OF_RANGE = [
     ("--epochs", "0"), ("--epochs", "-1"), ("--batch-size", "0"), ("--batch-size", "-8"),
