@@ -3,8 +3,10 @@ half-written checkpoint or config where a good one was."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,11 +14,41 @@ import torch
 from torch import nn
 
 
+TMP_SUFFIX = ".tmp"
+
+
+_KILL_POINTS_PASSED: dict[str, int] = {}
+
+
+def kill_point(name: str) -> None:
+    """A test hook: SIGKILL this process at the named instant when ZOO_TEST_KILL_AT names it ("NAME", or
+    "NAME#N" for its N-th time), so the fault tests can kill a run between any two writes. No effect otherwise."""
+    wanted = os.environ.get("ZOO_TEST_KILL_AT")
+    if not wanted:
+        return
+    point, _, nth = wanted.partition("#")
+    if point == name:
+        _KILL_POINTS_PASSED[name] = _KILL_POINTS_PASSED.get(name, 0) + 1
+        if _KILL_POINTS_PASSED[name] == int(nth or 1):
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except OSError:
+            raise
+        except Exception as e:  # a writer in Rust or C++ (safetensors) reports a full disk in its own words
+            code = re.search(r"os error (\d+)", str(e))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
+        kill_point(f"rename:{path.name}")
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -62,7 +94,12 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
 def save_state(path: str | Path, state: dict[str, Any]) -> Path:
     """Optimizer/scheduler/scaler state for --resume: tensors and plain Python values only, so it
     loads back with torch.load(weights_only=True)."""
-    return atomic_write(path, lambda p: torch.save(state, p))
+    def write(p: Path) -> None:
+        buffer = io.BytesIO()  # serialised in memory, so a full disk is Python's OSError, not torch's RuntimeError
+        torch.save(state, buffer)
+        p.write_bytes(buffer.getbuffer())
+
+    return atomic_write(path, write)
 
 
 def load_state(path: str | Path) -> dict[str, Any]:

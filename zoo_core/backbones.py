@@ -4,6 +4,7 @@ of the source material. Also: loading backbone weights from a local file, safely
 from __future__ import annotations
 
 import logging
+import pickle
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -329,6 +330,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
             return load_file(str(path))
         sd = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's own text goes on to explain how to switch the check off: not quoted
+        raise ZooError(f"{path}: refused: the file holds pickled Python objects, not only tensors, and zoo never "
+                       "unpickles them (they can run code); give a .safetensors file or a plain state dict of tensors") from None
     except Exception as e:
         raise ZooError(f"{path}: cannot read weights ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
                        "give a .safetensors file or a state dict saved with torch.save") from None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,24 +19,80 @@ EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
+# OS errors the user fixes (a path, a full disk, permissions): one line, like a ZooError.
+USER_OS_ERRORS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EACCES, errno.EPERM, errno.EROFS,
+                  errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.ENAMETOOLONG, errno.ELOOP}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def crash_log(exc: BaseException) -> str | None:
+    """Write the traceback of an unexpected exception to a log file; its path, or None if none could be written."""
+    import tempfile
+    import time
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    header = f"zoo {' '.join(sys.argv[1:])}\n{time.strftime('%Y-%m-%d %H:%M:%S')}\n\n"
+    for folder in (os.environ.get("ZOO_CACHE") and Path(os.environ["ZOO_CACHE"], "logs"),
+                   Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zoo" / "logs",
+                   Path(tempfile.gettempdir())):
+        if not folder:
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, path = tempfile.mkstemp(prefix=f"crash-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log", dir=folder)
+            with os.fdopen(fd, "w") as f:
+                f.write(header + text)
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def report_failure(exc: BaseException) -> int:
+    """Print what went wrong as one line and return the exit code: the one place every zoo command's
+    failures end (ZooError, Ctrl-C/SIGTERM, OS errors, and anything unexpected, with a log of it)."""
+    from .trainer import Interrupted
+
+    if isinstance(exc, ZooError):
+        click.echo(f"Error: {_one_line(exc)}", err=True)
+        return EXIT_USER_ERROR
+    if isinstance(exc, Interrupted):
+        click.echo(str(exc), err=True)
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    if isinstance(exc, OSError) and exc.errno in USER_OS_ERRORS and not os.environ.get("ZOO_DEBUG"):
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"Error: {where}{exc.strerror or _one_line(exc)}", err=True)
+        return EXIT_USER_ERROR
+    if os.environ.get("ZOO_DEBUG"):
+        import traceback
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+        return EXIT_USER_ERROR
+    log = crash_log(exc)
+    message = _one_line(exc)[:300]
+    click.echo(f"Error: unexpected {type(exc).__name__}{': ' + message if message else ''} (a bug in zoo or a plugin; "
+               f"{'traceback in ' + log if log else 'no log could be written'}; ZOO_DEBUG=1 shows it here)", err=True)
+    return EXIT_USER_ERROR
+
+
 def friendly(fn):
-    """Turn ZooError and Ctrl-C into one line and an exit code, never a traceback."""
+    """Turn every failure into one line and an exit code, never a traceback (see report_failure)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .trainer import Interrupted
-
         try:
             return fn(*args, **kwargs)
-        except ZooError as e:
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(EXIT_USER_ERROR)
-        except Interrupted as e:
-            click.echo(str(e), err=True)
-            sys.exit(EXIT_INTERRUPTED)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+        except (click.ClickException, click.Abort, click.exceptions.Exit, SystemExit):
+            raise
+        except BaseException as e:
+            sys.exit(report_failure(e))
 
     return wrapper
 
@@ -49,9 +107,8 @@ class ZooGroup(click.Group):
 
         try:
             return get_zoo().commands
-        except ZooError as e:
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(EXIT_USER_ERROR)
+        except Exception as e:
+            sys.exit(report_failure(e))
 
     def get_command(self, ctx, name):
         own = super().get_command(ctx, name)
@@ -76,6 +133,12 @@ class ZooGroup(click.Group):
         except click.Abort:
             click.echo("aborted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except (SystemExit, GeneratorExit):
+            raise
+        except BaseException as e:  # a plugin's command, or anything outside a friendly command
+            sys.exit(report_failure(e))
         sys.exit(0)
 
 
@@ -388,6 +451,7 @@ def inspect_cmd(target: str, depth: int, mode: str | None, image_size: int | Non
         names = list(dict.fromkeys(find_layer(t.model, w, [r.name for r in summary.rows]) for w in wanted))
         shown, maps = feature_maps(t.model, t.data_config, image, names, t.fit)
         path = Path(out) if out else Path(f"{Path(image).stem}-feature-maps.png")
+        path.parent.mkdir(parents=True, exist_ok=True)
         plot_feature_maps(shown, maps, path, channels=channels)
         result["feature_maps"] = {"image": image, "path": str(path),
                                   "layers": [{"name": n, "shape": list(m.shape)} for n, m in maps.items()]}

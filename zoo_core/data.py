@@ -205,6 +205,11 @@ def read_csv(path: str | Path, columns: dict[str, Sequence[str]], *, optional: S
     if not text.strip():
         raise ZooError(f"{path}: the CSV file is empty")
     dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
+    first = text.splitlines()[0]
+    if dialect is csv.excel and "," not in first:  # a spreadsheet's CSV in a ';' locale, or tabs in a .csv
+        sep = next((c for c in (";", "\t", "|") if c in first), None)
+        if sep:
+            dialect = type("sniffed", (csv.excel,), {"delimiter": sep})
     chosen = chosen or {}
     try:
         reader = csv.DictReader(text.splitlines(), dialect=dialect)

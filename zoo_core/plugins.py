@@ -81,15 +81,28 @@ def _load_plugin_objects(pm: pluggy.PluginManager) -> list[PluginInfo]:
         info = PluginInfo(ep.name, version, dist, ep.value)
         try:
             pm.register(ep.load(), name=ep.name)
-        except Exception as e:  # a broken plugin must not take the others down
-            info.error = f"{type(e).__name__}: {e}"
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # a broken plugin must not take the others down, not even by sys.exit()
+            info.error = _describe(e)
         infos.append(info)
     return infos
 
 
-def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> dict[str, Registry]:
+def _describe(e: BaseException, where: str = "") -> str:
+    """A plugin's failure in one line (SystemExit from a plugin parsing sys.argv at import included)."""
+    text = " ".join(str(e).split())[:200]
+    return f"{type(e).__name__}{' in ' + where if where else ''}{': ' + text if text else ''}"
+
+
+Pending = dict[str, list[tuple[str, Component]]]
+
+
+def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Pending:
+    """Each plugin's components, gathered first and added to the registries only once all its hooks
+    ran (_commit): a plugin whose hook fails half-way is marked broken and offers none of them."""
     by_name = {i.name: i for i in infos}
-    registries = {kind: Registry(kind) for kind in KINDS}
+    pending: dict[str, list[tuple[str, Component]]] = {i.name: [] for i in infos}
     for kind in KINDS:
         hook = getattr(pm.hook, f"register_{PLURAL[kind]}")
         for impl in hook.get_hookimpls():  # registration order: built-ins first, then plugins by name
@@ -110,15 +123,27 @@ def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> dict[str, Reg
                                     f"{'subclasses' if _kind == 'task' else 'objects'}, got {type(spec).__name__}")
                 if _kind == "task" and not (spec.name and spec.output):
                     raise TypeError(f"task class {spec.__name__} must set `name` and `output`")
-                registries[_kind].add(Component(_kind, spec, _plugin))
-                by_name[_plugin].components.setdefault(PLURAL[_kind], []).append(spec.name)
+                pending[_plugin].append((_kind, Component(_kind, spec, _plugin)))
 
             try:
                 impl.function(register=register)
-            except ZooError:  # two plugins registering one name: a conflict only the user can resolve
+            except KeyboardInterrupt:
                 raise
-            except Exception as e:
-                info.error = f"{type(e).__name__} in register_{PLURAL[kind]}: {e}"
+            except BaseException as e:
+                info.error = _describe(e, f"register_{PLURAL[kind]}")
+    return pending
+
+
+def _commit(pending: Pending, infos: list[PluginInfo]) -> dict[str, Registry]:
+    registries = {kind: Registry(kind) for kind in KINDS}
+    for kind in KINDS:  # registration order: built-ins first, then plugins by name
+        for info in infos:
+            if info.error:
+                continue
+            for component_kind, component in pending[info.name]:
+                if component_kind == kind:
+                    registries[kind].add(component)  # two plugins registering one name: a ZooError for the user
+                    info.components.setdefault(PLURAL[kind], []).append(component.name)
     return registries
 
 
@@ -135,8 +160,10 @@ def _collect_commands(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> dict
         group = click.Group()
         try:
             impl.function(cli=group)
-        except Exception as e:
-            info.error = f"{type(e).__name__} in register_commands: {e}"
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:
+            info.error = _describe(e, "register_commands")
             continue
         for name, command in group.commands.items():
             if name in commands:
@@ -153,5 +180,6 @@ def get_zoo() -> Zoo:
     pm = pluggy.PluginManager("zoo")
     pm.add_hookspecs(hookspecs)
     infos = _load_plugin_objects(pm)
-    registries = _collect(pm, infos)
-    return Zoo(registries, infos, _collect_commands(pm, infos))
+    pending = _collect(pm, infos)
+    commands = _collect_commands(pm, infos)
+    return Zoo(_commit(pending, infos), infos, commands)

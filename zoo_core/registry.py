@@ -25,6 +25,10 @@ CORE_ARGUMENTS = {
     "exporter": {"model", "example", "path", "output_names", "metadata"},
     "task": set(),
 }
+# Options that would make a backbone library read another file or fetch other weights: a TOML file, a
+# --set or a tampered config.json must never steer that (weights come only from --weights, checked).
+FILE_OPTIONS = {"checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay", "cache_dir", "pretrained_strict",
+                "weights", "weights_path", "file", "url", "hf_hub_id", "model_dir"}
 
 
 @dataclass
@@ -77,6 +81,11 @@ class Component:
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """Options checked by name against the factory's signature and coerced to its defaults' types;
         a problem is a one-line ZooError naming the component, the option and the accepted ones."""
+        if self.kind == "backbone":
+            steering = sorted(set(options) & FILE_OPTIONS)
+            if steering:
+                raise ZooError(f"backbone '{self.name}' option '{steering[0]}' would load weights from elsewhere; "
+                               "zoo does not take it: give a weights file with --weights FILE")
         accepted = self.options()
         if accepted is None:
             return dict(options)
@@ -180,7 +189,7 @@ class Registry:
             return component.factory(*args, **core, **options)
         except ZooError:
             raise
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, AssertionError, RuntimeError) as e:
             if not options:
                 raise
             given = ", ".join(f"{k}={v!r}" for k, v in options.items())

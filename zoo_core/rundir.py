@@ -71,16 +71,16 @@ def write_config(run_dir: Path, config: dict[str, Any]) -> None:
     artifacts.write_json(run_dir / "config.json", {"format": RUN_FORMAT, **config})
 
 
-def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    """metrics.jsonl gets one line per epoch; metrics.csv is rewritten from it (columns can grow)."""
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-    rows = read_metrics(run_dir)
+def write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """metrics.jsonl (one line per epoch) and metrics.csv, both rewritten whole and atomically from the
+    rows the checkpoint holds: a kill can never leave a row missing, doubled or half-written."""
+    artifacts.write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     columns = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
     artifacts.write_text(run_dir / "metrics.csv", buf.getvalue())
 
 
@@ -88,7 +88,10 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ZooError(f"{path}: unreadable metrics ({e})") from None
 
 
 def plot_curves(run_dir: Path) -> None:
@@ -110,9 +113,19 @@ def rebuild(run_dir: str | Path, which: str = "best"):
         weights = run_dir / "model.safetensors"
     if not weights.is_file():
         raise ZooError(f"{run_dir}: no {which}.safetensors (did training finish an epoch?)")
+    recorded = (weights_metadata(weights) or {}).get("model_digest")
+    if recorded and recorded != model_digest(saved["model"]):
+        raise ZooError(f"{run_dir / 'config.json'}: its 'model' section was changed after training and no longer "
+                       f"describes {weights.name}; restore the original config.json")
     zoo = get_zoo()
     task = zoo.tasks.create(saved["model"]["task"])
-    model = build_model(zoo, saved["model"])
+    try:
+        model = build_model(zoo, saved["model"])
+    except ZooError as e:
+        raise ZooError(f"{run_dir / 'config.json'}: {e}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RuntimeError) as e:
+        raise ZooError(f"{run_dir / 'config.json'}: its 'model' section does not build a network "
+                       f"({type(e).__name__}: {str(e).splitlines()[0][:150] if str(e) else ''}); the file is damaged") from None
     try:
         artifacts.load_weights(model, weights)
     except ZooError:
@@ -120,3 +133,108 @@ def rebuild(run_dir: str | Path, which: str = "best"):
     except Exception as e:
         raise ZooError(f"{weights}: unreadable weights ({type(e).__name__}); the file is damaged") from None
     return model.eval(), saved, task
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+#
+# One checkpoint is one file, last.state.pt, written atomically: the epoch, the model's weights, the
+# optimizer, schedule, scaler and loss state, the best epoch and every metrics row so far. Everything
+# else in the run directory (last.safetensors, best.safetensors, metrics.jsonl/.csv, config.json) is
+# published from it afterwards, so a kill at any instant leaves either the previous checkpoint or the new
+# one, and --resume republishes whatever the kill left stale. best.safetensors cannot be rebuilt from a
+# later checkpoint, so it carries its epoch in its metadata and --resume checks it.
+
+STATE_FILE = "last.state.pt"
+CHECKPOINT_FORMAT = "zoo-checkpoint/1"
+# Files a run writes: a directory holding only these (and no checkpoint) is a run that never finished an
+# epoch, safe to start again in.
+RUN_FILES = {"config.json", "train.log", "skipped.txt", "last.safetensors", "best.safetensors", "metrics.jsonl",
+             "metrics.csv", "curves.png", STATE_FILE}
+
+
+def remove_stale_temp_files(run_dir: Path) -> list[str]:
+    """Temporary files a killed writer left behind (.NAME.PID.tmp); nothing reads them."""
+    removed = []
+    for p in run_dir.glob(f".*{artifacts.TMP_SUFFIX}") if run_dir.is_dir() else []:
+        if re.fullmatch(rf"\..+\.\d+{re.escape(artifacts.TMP_SUFFIX)}", p.name) and p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p.name)
+    return removed
+
+
+def started_but_never_checkpointed(run_dir: Path) -> bool:
+    """A run directory a kill left before its first checkpoint: only run files, none of them a checkpoint."""
+    names = {p.name for p in run_dir.iterdir() if not re.fullmatch(r"\..+\.\d+\.tmp", p.name)}
+    return not (run_dir / STATE_FILE).exists() and names <= RUN_FILES
+
+
+def read_checkpoint(run_dir: Path) -> dict[str, Any] | None:
+    """The run's checkpoint, checked; None when it has none. A damaged one is a one-line error."""
+    path = run_dir / STATE_FILE
+    if not path.exists():
+        return None
+    damaged = (f"--resume {run_dir}: {STATE_FILE} is damaged or not zoo's ({{}}); the run cannot continue from it: "
+               f"start a new run with --out NEW_DIR (its best.safetensors still works for predict and export)")
+    try:
+        state = artifacts.load_state(path)
+    except Exception as e:  # truncated, tampered, or a pickle weights_only refuses: never unpickled
+        raise ZooError(damaged.format(f"{type(e).__name__}")) from None
+    if not isinstance(state, dict):
+        raise ZooError(damaged.format(f"a {type(state).__name__}, not a checkpoint"))
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise ZooError(damaged.format(f"format {state.get('format')!r}, expected {CHECKPOINT_FORMAT!r}: made by "
+                                      "another zoo version or not a checkpoint"))
+    try:
+        epoch = state["epoch"]
+        if not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch {epoch!r}")
+        state["best"] = json.loads(state["best"])
+        state["metrics"] = json.loads(state["metrics"])
+        if not isinstance(state["best"], dict) or not isinstance(state["metrics"], list):
+            raise ValueError("best or metrics of the wrong type")
+        if [r.get("epoch") for r in state["metrics"]] != list(range(1, epoch + 1)):
+            raise ValueError(f"metrics rows for epochs {[r.get('epoch') for r in state['metrics']]}, checkpoint of epoch {epoch}")
+        if state["best"] and not 1 <= state["best"].get("epoch", 0) <= epoch:
+            raise ValueError(f"best epoch {state['best'].get('epoch')} after the checkpoint's epoch {epoch}")
+        for key in ("model", "optimizers", "schedules", "scaler", "bad_epochs"):
+            state[key]
+        if not all(isinstance(v, torch_tensor_type()) for v in state["model"].values()):
+            raise ValueError("model weights that are not tensors")
+    except (KeyError, TypeError, ValueError, AttributeError, json.JSONDecodeError) as e:
+        raise ZooError(damaged.format(f"{type(e).__name__}: {str(e)[:120]}")) from None
+    return state
+
+
+def torch_tensor_type():
+    import torch
+
+    return torch.Tensor
+
+
+def weights_metadata(path: Path) -> dict[str, str] | None:
+    """The metadata a .safetensors file carries, or None when it cannot be read."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception:
+        return None
+
+
+def weights_epoch(path: Path) -> int | None:
+    """The epoch a run's .safetensors file was saved at (its metadata), or None when unreadable."""
+    try:
+        return int((weights_metadata(path) or {}).get("epoch"))
+    except (TypeError, ValueError):
+        return None
+
+
+def model_digest(model_section: dict[str, Any]) -> str:
+    """A fingerprint of config.json's 'model' section, saved in the weights' metadata: a section changed
+    after training (other classes, another input size, an option pointing elsewhere) is then caught
+    before the network is built from it."""
+    import hashlib
+
+    canonical = json.dumps(json.loads(json.dumps(model_section, default=str)), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]

@@ -22,6 +22,7 @@ class Setting:
     min: float | None = None  # inclusive bounds
     max: float | None = None
     min_exclusive: bool = False
+    max_exclusive: bool = False
     nullable: bool = False  # None means "let the task or the data decide"
     group: str = "training"
     flag: bool = True  # a --flag of zoo train (False: TOML/--set only)
@@ -50,13 +51,14 @@ class Setting:
             if not math.isfinite(value):
                 raise ZooError(f"{label} must be a finite number, got {value}")
             low_bad = self.min is not None and (value <= self.min if self.min_exclusive else value < self.min)
-            if low_bad or (self.max is not None and value > self.max):
+            high_bad = self.max is not None and (value >= self.max if self.max_exclusive else value > self.max)
+            if low_bad or high_bad:
                 raise ZooError(f"{label} must be {self.range_text()}, got {value}")
         return value
 
     def range_text(self) -> str:
         lo = None if self.min is None else f"{'>' if self.min_exclusive else '>='} {_num(self.min)}"
-        hi = None if self.max is None else f"<= {_num(self.max)}"
+        hi = None if self.max is None else f"{'<' if self.max_exclusive else '<='} {_num(self.max)}"
         return " and ".join(x for x in (lo, hi) if x) or "any number"
 
 
@@ -115,7 +117,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("augment", str, "standard", "Training augmentation: standard (crops, flips), light (small shifts, no flip) or none.",
       choices=("standard", "light", "none"), group="data"),
     S("val_fraction", float, 0.2, "Share held out for validation when the data has no val split.", min=0.0, max=1.0,
-      min_exclusive=True, group="data"),
+      min_exclusive=True, max_exclusive=True, group="data"),
     S("cache_features", bool, False, "Frozen mode: compute backbone features once, then train only the head on them.",
       group="data"),
     S("cache_limit_gb", float, 4.0, "Largest feature cache --cache-features may hold in memory (GiB).", min=0.0,

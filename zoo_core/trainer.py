@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import math
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,22 @@ from .device import Machine
 from .errors import ZooError
 from .model import ZooModel, build_head, check_compatible, model_config
 from .plugins import get_zoo
-from .rundir import RunLog, append_metrics, next_run_dir, plot_curves, read_config, write_config
+from .rundir import (
+    RUN_FILES,
+    STATE_FILE,
+    CHECKPOINT_FORMAT,
+    RunLog,
+    next_run_dir,
+    plot_curves,
+    read_checkpoint,
+    read_config,
+    remove_stale_temp_files,
+    started_but_never_checkpointed,
+    weights_epoch,
+    write_config,
+    write_metrics,
+    model_digest,
+)
 from .transforms import SampleDataset
 
 
@@ -46,11 +63,40 @@ class TrainResult:
 
 
 class Interrupted(Exception):
-    """Ctrl-C during training; the run directory holds a resumable checkpoint."""
+    """Ctrl-C or SIGTERM during training; the run directory holds a resumable checkpoint."""
 
-    def __init__(self, run_dir: Path):
-        super().__init__(f"interrupted; resume with: zoo train --resume {run_dir}")
-        self.run_dir = run_dir
+    def __init__(self, run_dir: Path, by: str = "Ctrl-C", exit_code: int = 130):
+        super().__init__(f"interrupted ({by}); resume with: zoo train --resume {run_dir}")
+        self.run_dir, self.exit_code = run_dir, exit_code
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, `kill`, a closing container), handled like Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch; the modulo keeps any allowed --seed inside what torch accepts."""
+    return (seed * 1000 + epoch) % 2**63
+
+
+def _escape(text: str) -> str:
+    """One line per entry in skipped.txt, whatever a file name holds (tabs, newlines)."""
+    return str(text).replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
+def _non_finite(record: dict[str, Any], model: nn.Module) -> str:
+    """What is not finite after an epoch (validation losses and metrics, then the weights), or ''."""
+    for key, value in record.items():
+        if key.startswith("val_") and isinstance(value, float) and not math.isfinite(value):
+            return f"{key} is {value}"
+    for name, p in model.state_dict().items():
+        if p.is_floating_point() and not torch.isfinite(p).all():
+            return f"weights '{name}' hold non-finite values"
+    return ""
 
 
 # ------------------------------------------------------------------------------------------ pieces
@@ -224,34 +270,75 @@ def evaluate(task: Task, model: nn.Module, loader, loss_fn, metrics: Metrics, ma
     return meter.means(), metrics.compute()
 
 
+def check_forward(model: ZooModel, cfg: dict[str, Any]) -> None:
+    """One forward pass of a blank pair of images: an option a component takes without checking (timm
+    passes **options on) fails here as one line naming it, not in the middle of the first epoch."""
+    c, h, w = model.backbone.data_config.input_size
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(2, c, h, w))
+    except (TypeError, ValueError, RuntimeError, AssertionError) as e:
+        given = ", ".join(f"{kind}.{k}={v!r}" for kind in ("backbone", "head") for k, v in cfg[f"{kind}_options"].items())
+        raise ZooError(f"the model fails with the options given ({given}): {str(e).splitlines()[0][:150] if str(e) else type(e).__name__}") from None
+    finally:
+        model.train()
+
+
 # ---------------------------------------------------------------------------------------- the loop
 
 def train(task_name: str, *, config: str | Path | None = None, resume: str | Path | None = None,
           quiet: bool = False, progress: bool = True, **settings: Any) -> TrainResult:
     """Train `task_name` (a registered task). `settings` are the same names as the CLI flags
-    (epochs=5, backbone="resnet18", head_options={"dropout": 0.3}, ...). Returns where the run is."""
+    (epochs=5, backbone="resnet18", head_options={"dropout": 0.3}, ...). Returns where the run is.
+    SIGTERM (a scheduler, `kill`, a closing container) ends it like Ctrl-C: Interrupted, resumable."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        return _train(task_name, config=config, resume=resume, quiet=quiet, progress=progress, **settings)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _train(task_name, config=config, resume=resume, quiet=quiet, progress=progress, **settings)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train(task_name: str, *, config: str | Path | None, resume: str | Path | None, quiet: bool, progress: bool,
+           **settings: Any) -> TrainResult:
     t_start = time.time()
     zoo = get_zoo()
     log = RunLog(quiet=quiet)
     flag_layer = normalise({k: v for k, v in settings.items() if v is not None}, "flags")
 
     # --- configuration: fresh, or the saved one of the run to resume (flags may extend epochs)
+    state = None  # the checkpoint to continue from
     if resume is not None:
         run_dir = Path(resume)
+        if not run_dir.is_dir():
+            raise ZooError(f"--resume {run_dir}: no such run directory")
         saved = read_config(run_dir, "--resume")
-        if not (run_dir / "last.state.pt").is_file():
-            raise ZooError(f"--resume {run_dir}: no last checkpoint to resume from")
-        changed = [k for k in ("backbone", "head", "loss", "dataset", "data") if k in flag_layer
-                   and flag_layer[k] != saved["train"].get(k)]
+        if task_name and task_name != saved["model"]["task"]:
+            raise ZooError(f"--resume {run_dir}: that run trains task '{saved['model']['task']}', not '{task_name}'; "
+                           "leave the task out: zoo train --resume RUN")
+        if config:
+            raise ZooError(f"--resume {run_dir}: a run continues with its own saved config; --config applies to new runs only")
+        if flag_layer.get("out") and Path(flag_layer["out"]).resolve() != run_dir.resolve():
+            raise ZooError(f"--resume {run_dir}: a run continues in its own directory, --out cannot move it "
+                           "(copy the directory and resume the copy)")
+        changed = [k for k in ("backbone", "head", "loss", "dataset", "data", "image_size", "pretrained", "weights",
+                               "backbone_options", "head_options", "loss_options", "dataset_options")
+                   if k in flag_layer and flag_layer[k] != saved["train"].get(k)]
         if changed:
             raise ZooError(f"--resume {run_dir}: cannot change {', '.join(changed)} of a run; start a new run instead")
         task_name = saved["model"]["task"]
         cfg = merge(normalise(saved["train"], f"{run_dir}/config.json"), flag_layer)
+        cfg["out"] = str(run_dir)
+        remove_stale_temp_files(run_dir)
+        state = read_checkpoint(run_dir)
     task: Task = zoo.tasks.create(task_name)
     if resume is None:
         cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer)
         run_dir = Path(cfg["out"]) if cfg["out"] else next_run_dir(task_name)
-        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ZooError(f"--out {run_dir}: a file, not a directory; pick another path")
+        if run_dir.is_dir() and any(run_dir.iterdir()) and not started_but_never_checkpointed(run_dir):
             raise ZooError(f"--out {run_dir}: exists and is not an empty directory; pick another or resume it with --resume")
     check_compatible(zoo, task, cfg["head"], cfg["loss"], cfg["dataset"])
     for kind in ("dataset", "head", "loss"):  # a mistyped option is an error before any data is read
@@ -265,10 +352,11 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
     machine = Machine.from_config(cfg)
 
     # --- model: backbone (pretrained, from a file, or random) + the task's head
-    pretrained = cfg["pretrained"] and not cfg["weights"] and resume is None
+    # A run resumed before its first checkpoint starts over exactly as it first started.
+    pretrained = cfg["pretrained"] and not cfg["weights"] and state is None
     backbone = zoo.backbones.create(cfg["backbone"], pretrained=pretrained, image_size=cfg["image_size"],
                                     **cfg["backbone_options"])
-    if cfg["weights"] and resume is None:
+    if cfg["weights"] and state is None:
         loaded, expected = load_weights_into(backbone, read_state_dict(cfg["weights"]), cfg["weights"])
         log(f"loaded {loaded}/{expected} backbone tensors from {cfg['weights']}")
         backbone.pretrained_source = f"file:{cfg['weights']}"
@@ -277,12 +365,15 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
     data = load_data(zoo, task, cfg, backbone.data_config, log)
     if len(data.train) == 0 or len(data.val) == 0:
         raise ZooError(f"{cfg['data'] or cfg['dataset']}: need images for both training and validation "
-                       f"(got {len(data.train)} and {len(data.val)})")
+                       f"(got {len(data.train)} and {len(data.val)}); add images, or change --val-fraction "
+                       f"(now {cfg['val_fraction']:g})")
     info = task.outputs_info(dict(data.info), cfg)
     head, head_input = build_head(zoo, cfg["head"], backbone, info, cfg["head_options"])
     model = ZooModel(backbone, head, head_input)
-    if resume is not None:
+    if state is not None:
         model.backbone.pretrained_source = saved["model"].get("pretrained_source", "none")
+    if cfg["backbone_options"] or cfg["head_options"]:
+        check_forward(model, cfg)
     loss_fn = zoo.losses.create(cfg["loss"], info=info, **cfg["loss_options"])
     train_metrics, val_metrics = task.metrics(info), task.metrics(info)
     primary, mode = task.primary_metric, task.primary_mode
@@ -292,6 +383,24 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
 
     # frozen/staged start with the backbone frozen; resuming picks the state back up below
     model.set_backbone_trainable(cfg["mode"] == "finetune")
+    start_epoch, best, bad_epochs, rows = 0, {}, 0, []
+    if state is not None:  # the weights first: cached features are computed with them
+        try:
+            model.load_state_dict({k: v.to(machine.device) for k, v in state["model"].items()})
+        except RuntimeError as e:
+            raise ZooError(f"--resume {run_dir}: {STATE_FILE} does not fit the network config.json describes "
+                           f"({str(e).splitlines()[0][:150]}); one of them was changed: start a new run with --out NEW_DIR") from None
+        start_epoch, best, bad_epochs, rows = state["epoch"], state["best"], state["bad_epochs"], state["metrics"]
+        if cfg["mode"] == "staged" and start_epoch >= cfg["freeze_epochs"]:
+            model.set_backbone_trainable(True)
+        # A run killed after its last checkpoint but before it said so only has its files republished.
+        finished = saved.get("status") in ("completed", "stopped early")
+        if start_epoch >= cfg["epochs"] and (finished or "epochs" in flag_layer):
+            raise ZooError(f"--resume {run_dir}: already trained {start_epoch} epochs; pass --epochs N (N > {start_epoch}) to train longer")
+        if best and best["epoch"] < start_epoch and weights_epoch(run_dir / "best.safetensors") != best["epoch"]:
+            found = weights_epoch(run_dir / "best.safetensors")
+            raise ZooError(f"--resume {run_dir}: best.safetensors {'is missing or unreadable' if found is None else f'holds epoch {found}'}"
+                           f", but the checkpoint's best epoch is {best['epoch']}: restore it, or start a new run with --out NEW_DIR")
     collate = task.collate
     train_set, val_set = data.train, data.val
     if cfg["cache_features"]:
@@ -309,66 +418,97 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
     schedules = {name: make_schedule(opt, cfg, steps_per_epoch) for name, opt in optimizers.items()}
     scaler = machine.grad_scaler()
 
-    start_epoch, best, bad_epochs = 0, {}, 0
-    if resume is not None:
-        artifacts.load_weights(model, run_dir / "last.safetensors")
-        state = artifacts.load_state(run_dir / "last.state.pt")
-        start_epoch, best, bad_epochs = state["epoch"], json.loads(state["best"]), state["bad_epochs"]
-        if cfg["mode"] == "staged" and start_epoch >= cfg["freeze_epochs"]:
-            model.set_backbone_trainable(True)
-        for name, opt in optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-            schedules[name].load_state_dict(state["schedules"][name])
-        scaler.load_state_dict(state["scaler"])
-        if isinstance(loss_fn, nn.Module) and state.get("loss"):  # a loss's learned parameters (CosFace's weights)
-            loss_fn.load_state_dict(state["loss"])
-        if start_epoch >= cfg["epochs"]:
-            raise ZooError(f"--resume {run_dir}: already trained {start_epoch} epochs; pass --epochs N (N > {start_epoch}) to train longer")
+    if state is not None:
+        try:
+            for name, opt in optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+                schedules[name].load_state_dict(state["schedules"][name])
+            scaler.load_state_dict(state["scaler"])
+            if isinstance(loss_fn, nn.Module) and state.get("loss"):  # a loss's learned parameters (CosFace's weights)
+                loss_fn.load_state_dict(state["loss"])
+        except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as e:
+            raise ZooError(f"--resume {run_dir}: the optimizer state in {STATE_FILE} does not fit this run "
+                           f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}); "
+                           "start a new run with --out NEW_DIR") from None
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if state is None:  # a fresh start, or a restart of a run killed before its first checkpoint
+            remove_stale_temp_files(run_dir)
+            for name in RUN_FILES - {"train.log"}:
+                (run_dir / name).unlink(missing_ok=True)
+    except OSError as e:
+        raise ZooError(f"--out {run_dir}: cannot create the run directory ({e.strerror or e})") from None
     log.attach(run_dir / "train.log")
     if data.skipped:
-        artifacts.write_text(run_dir / "skipped.txt", "".join(f"{p}\t{r}\n" for p, r in data.skipped))
+        artifacts.write_text(run_dir / "skipped.txt", "".join(f"{_escape(p)}\t{_escape(r)}\n" for p, r in data.skipped))
     total, trainable = count_parameters(model)
     log(f"zoo train {task_name}: {data.description or cfg['dataset']} — {len(train_set)} train / {len(val_set)} val")
     log(f"model: {cfg['backbone']} ({backbone.pretrained_source}) + {cfg['head']} head, {total:,} parameters, "
         f"{trainable:,} trainable; mode {cfg['mode']}; {machine.describe()}; run dir {run_dir}")
 
+    committed = {"epoch": start_epoch, "best": dict(best)}  # what the checkpoint on disk holds
+    model_section = model_config(cfg, task, backbone, info)
+
     def save_config(status: str) -> None:
         write_config(run_dir, {
-            "task": task_name, "status": status, "best": best, "primary_metric": primary, "primary_mode": mode,
-            "model": model_config(cfg, task, backbone, info),
+            "task": task_name, "status": status, "best": committed["best"], "epochs_done": committed["epoch"],
+            "primary_metric": primary, "primary_mode": mode,
+            "model": model_section,
             "train": dict(cfg),
             "data": {"dataset": cfg["dataset"], "source": cfg["data"], "train": len(train_set),
                      "val": len(val_set), "skipped": len(data.skipped)},
             "plugins": {p.name: p.version for p in zoo.plugins if not p.error},
         })
 
-    def save_checkpoint(name: str, next_epoch: int) -> None:
-        artifacts.save_weights(model, run_dir / f"{name}.safetensors", {"task": task_name, "epoch": str(next_epoch)})
-        if name == "last":
-            artifacts.save_state(run_dir / "last.state.pt", {
-                "epoch": next_epoch, "best": json.dumps(best), "bad_epochs": bad_epochs,
-                "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-                "schedules": {n: s.state_dict() for n, s in schedules.items()}, "scaler": scaler.state_dict(),
-                "loss": loss_fn.state_dict() if isinstance(loss_fn, nn.Module) else {}})
+    def commit(epochs_done: int) -> None:
+        """The checkpoint: one file, renamed into place whole (see rundir.py)."""
+        artifacts.save_state(run_dir / STATE_FILE, {
+            "format": CHECKPOINT_FORMAT, "epoch": epochs_done, "best": json.dumps(best), "bad_epochs": bad_epochs,
+            "metrics": json.dumps(rows), "model": model.state_dict(),
+            "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+            "schedules": {n: s.state_dict() for n, s in schedules.items()}, "scaler": scaler.state_dict(),
+            "loss": loss_fn.state_dict() if isinstance(loss_fn, nn.Module) else {}})
+        committed.update(epoch=epochs_done, best=dict(best))
 
-    save_config("running")
+    def publish(status: str) -> None:
+        """The files derived from the checkpoint; a kill between them is repaired by --resume."""
+        epochs_done = committed["epoch"]
+        metadata = {"task": task_name, "epoch": str(epochs_done), "model_digest": model_digest(model_section)}
+        artifacts.save_weights(model, run_dir / "last.safetensors", metadata)
+        artifacts.kill_point(f"published-last@{epochs_done}")
+        if committed["best"] and committed["best"]["epoch"] == epochs_done:
+            artifacts.save_weights(model, run_dir / "best.safetensors", metadata)
+            artifacts.kill_point(f"published-best@{epochs_done}")
+        write_metrics(run_dir, rows)
+        artifacts.kill_point(f"published-metrics@{epochs_done}")
+        save_config(status)
+
+    try:
+        if state is None:
+            save_config("running")  # first, so --resume knows the run whatever instant a kill comes at
+            commit(0)  # the starting weights: a run killed in its first epoch resumes from here exactly
+        publish("running")  # on --resume, this repairs whatever a kill left stale
+    except OSError as e:
+        raise ZooError(f"{run_dir}: cannot write the run's files ({e.strerror or e}); nothing was trained yet") from None
     from tqdm import tqdm
 
     bar = tqdm(total=(cfg["epochs"] - start_epoch) * len(train_loader), unit="batch",
                disable=None if progress and not quiet else True, dynamic_ncols=True, leave=False)
     epoch, status = start_epoch, "completed"
+    last_epoch = cfg["epochs"]
+    if state is not None and not finished and cfg["patience"] and bad_epochs >= cfg["patience"]:
+        status, last_epoch = "stopped early", start_epoch  # it had stopped early when it was killed
     try:
-        for epoch in range(start_epoch, cfg["epochs"]):
+        for epoch in range(start_epoch, last_epoch):
             t_epoch = time.time()
             if cfg["mode"] == "staged" and epoch == cfg["freeze_epochs"]:
                 model.set_backbone_trainable(True)
                 log(f"epoch {epoch + 1}: backbone unfrozen (lr x{cfg['backbone_lr_mult']})")
             # Seeding per epoch (shuffle order, augmentation, dropout) lets a resumed run continue as the
             # uninterrupted one would.
-            torch.manual_seed(cfg["seed"] * 1000 + epoch)
-            train_loader.zoo_generator.manual_seed(cfg["seed"] * 1000 + epoch)
+            torch.manual_seed(_epoch_seed(cfg["seed"], epoch))
+            train_loader.zoo_generator.manual_seed(_epoch_seed(cfg["seed"], epoch))
 
             # --- train: each named optimizer takes its step on each batch (one, unless the task has several)
             model.train()
@@ -383,7 +523,9 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
                     with machine.autocast():
                         out = task.step(model, batch, loss_fn, name)
                     if not torch.isfinite(out.loss):
-                        raise ZooError(f"loss became {out.loss.item()} at epoch {epoch + 1}; lower --lr or use --clip-grad 1.0")
+                        status = "diverged"
+                        raise ZooError(f"training diverged: the loss became {out.loss.item()} in epoch {epoch + 1}; the checkpoint "
+                                       f"of epoch {committed['epoch']} is kept; lower --lr or use --clip-grad 1.0")
                     scaler.scale(out.loss / cfg["accum_steps"]).backward()
                     if boundary:
                         if cfg["clip_grad"] > 0:
@@ -398,6 +540,8 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
                 meter.count(len(batch))
                 train_metrics.update(detach(out.outputs), batch.targets)
                 bar.update(1)
+                if i == 0:
+                    artifacts.kill_point(f"batch@{epoch + 1}")
                 bar.set_postfix_str(f"epoch {epoch + 1}/{cfg['epochs']} loss {meter.means()['loss']:.4f}")
 
             # --- validate
@@ -412,17 +556,25 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
             if primary not in record:
                 raise ZooError(f"task '{task_name}' ranks runs by '{primary}', which its metrics do not give "
                                f"(they give: {', '.join(k for k in record if k.startswith('val_'))})")
+            # Diverged weights are never saved, let alone as the best ones.
+            problem = _non_finite(record, model)
+            if problem:
+                status = "diverged"
+                raise ZooError(f"training diverged in epoch {epoch + 1}: {problem}; the checkpoint of epoch "
+                               f"{committed['epoch']} is kept; lower --lr or use --clip-grad 1.0")
             value = record[primary]
             improved = not best or (value > best[primary] if mode == "max" else value < best[primary])
             if improved:
                 best, bad_epochs = {"epoch": epoch + 1, primary: value}, 0
-                save_checkpoint("best", epoch + 1)
-                val_metrics.report(run_dir)
             else:
                 bad_epochs += 1
-            save_checkpoint("last", epoch + 1)
-            append_metrics(run_dir, record)
-            save_config("running")
+            rows.append(record)
+            artifacts.kill_point(f"commit@{epoch + 1}")
+            commit(epoch + 1)
+            artifacts.kill_point(f"publish@{epoch + 1}")
+            publish("running")
+            if improved:
+                val_metrics.report(run_dir)
             elapsed = time.time() - t_start
             left = elapsed / (epoch + 1 - start_epoch) * (cfg["epochs"] - epoch - 1)
             log(f"epoch {epoch + 1}/{cfg['epochs']}  {_fmt(record)}  {record['seconds']:.1f}s"
@@ -431,21 +583,43 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
                 status = "stopped early"
                 log(f"early stop: {primary} has not improved for {bad_epochs} epochs")
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         bar.close()
-        # The end of the last finished epoch is already saved, and resuming from it repeats the run exactly.
-        # Only when no epoch has finished yet are the weights saved as they are, to restart epoch 1 from.
-        if not (run_dir / "last.state.pt").exists():
-            save_checkpoint("last", 0)
-        save_config("interrupted")
-        log(f"interrupted in epoch {epoch + 1}; resume with: zoo train --resume {run_dir}")
-        raise Interrupted(run_dir) from None
+        # The end of the last finished epoch is checkpointed, and resuming from it repeats the run exactly.
+        by = "SIGTERM" if isinstance(e, _Terminated) else "Ctrl-C"
+        _try_save_config(save_config, "interrupted")
+        log(f"interrupted ({by}) in epoch {epoch + 1}; resume with: zoo train --resume {run_dir}")
+        raise Interrupted(run_dir, by, 143 if by == "SIGTERM" else 130) from None
+    except OSError as e:  # a full disk, a file size limit, a directory gone or read-only
+        bar.close()
+        _try_save_config(save_config, "failed")
+        raise ZooError(f"{run_dir}: cannot write ({e.strerror or e}); the checkpoint of epoch {committed['epoch']} is "
+                       f"intact: fix that, then resume with: zoo train --resume {run_dir}") from None
+    except BaseException:
+        bar.close()
+        _try_save_config(save_config, status if status == "diverged" else "failed")
+        raise
     finally:
         bar.close()
-        plot_curves(run_dir)
+        try:
+            plot_curves(run_dir)
+        except Exception:  # a picture is not worth masking the real outcome (a full disk, say)
+            pass
 
-    save_config(status)
-    return TrainResult(run_dir, best, status, time.time() - t_start)
+    try:
+        save_config(status)
+    except OSError as e:
+        raise ZooError(f"{run_dir}/config.json: cannot write ({e.strerror or e}); the training itself finished and "
+                       "its checkpoint is intact") from None
+    return TrainResult(run_dir, committed["best"], status, time.time() - t_start)
+
+
+def _try_save_config(save_config, status: str) -> None:
+    """Record how the run ended when the disk still allows it; the checkpoint is what matters."""
+    try:
+        save_config(status)
+    except Exception:
+        pass
 
 
 # ---------------------------------------------------------------------------------- cached features
