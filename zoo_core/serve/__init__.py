@@ -31,12 +31,12 @@ API_KEY_ENV = "ZOO_API_KEY"
 
 
 def _require_extra():
-    try:
-        import fastapi  # noqa: F401
-        import multipart  # noqa: F401  (python-multipart, which Starlette parses uploads with)
-        import uvicorn  # noqa: F401
-    except ImportError as e:
-        raise ZooError(f"zoo serve needs the serve extra ({e.name} is missing): {EXTRA_HINT}") from None
+    from importlib.util import find_spec
+
+    # python-multipart, which Starlette parses uploads with, is python_multipart (formerly multipart)
+    for module, distribution in (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("python_multipart", "python-multipart")):
+        if find_spec(module) is None and not (module == "python_multipart" and find_spec("multipart")):
+            raise ZooError(f"zoo serve needs the serve extra ({distribution} is missing): {EXTRA_HINT}")
 
 
 def load_predictor(target: str, runtime: str = "torch", device: str = "auto"):

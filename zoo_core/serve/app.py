@@ -170,7 +170,8 @@ def create_app(predictor: Predictor, name: str, options: ServeOptions | None = N
 
     @api.get("/model", summary="What the model is: task, classes, preprocessing, metrics, zoo version")
     async def model_info():
-        return JSONResponse(facts)
+        served = {**facts["batching"], **batcher.stats.as_dict()}  # how full the batches were, so far
+        return JSONResponse({**facts, "batching": served})
 
     @api.post("/predict", summary="Predict images: the task's prediction JSON, or the drawing with ?draw=1",
               openapi_extra=PREDICT_BODY)
