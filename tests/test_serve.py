@@ -268,3 +268,12 @@ def test_runtime_onnx_is_a_predictor_option(runs):
         pytest.skip("this zoo-core predicts with ONNX: tests/test_serve.py's HTTP tests cover it through load_predictor")
     message = one_line_error(zoo("serve", str(runs["classify"]), "--runtime", "onnx", "--port", "0"))
     assert "--runtime onnx needs" in message
+
+
+def test_without_the_serve_extra_it_says_what_to_install(runs, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    message = one_line_error(zoo("serve", str(runs["classify"]), "--port", "0"))
+    assert "uvicorn is missing" in message and "pip install 'zoo-core[serve]'" in message
