@@ -76,7 +76,7 @@ def model_facts(predictor: Predictor, name: str, options: ServeOptions) -> dict[
                              **({"choices": list(s.choices)} if s.choices else {}),
                              **({"min": s.min} if s.min is not None else {}),
                              **({"max": s.max} if s.max is not None else {})} for s in task.predict_options],
-        "metrics": {k: v for k, v in config.get("best", {}).items()} or None,
+        "metrics": config.get("best") or None,  # the best epoch's validation scores, as the run saved them
         "zoo_version": zoo_version(),
         "runtime": options.runtime,
         "batching": {"max_batch": options.max_batch, "batch_wait_ms": options.batch_wait_ms, "workers": options.workers},
