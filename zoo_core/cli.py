@@ -543,6 +543,29 @@ def pull(model: str, registry: str | None):
     click.echo(f"in {folder}; use it as hf-hub:{ref}")
 
 
+# ---------------------------------------------------------------------------------------------- serve
+
+@main.command()
+@click.argument("target", metavar="RUN|hf-hub:ID")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; any other than the loopback needs --api-key.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")
+@click.option("--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
+@click.option("--device", default="auto")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Inference threads.")
+@click.option("--api-key", envvar="ZOO_API_KEY", help="Key every request but the page and /health must send (X-API-Key); or ZOO_API_KEY.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=16, show_default=True, help="Images predicted together at most (1: no batching).")
+@click.option("--batch-wait-ms", type=click.FloatRange(min=0), default=5.0, show_default=True, help="How long a batch waits for more images.")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True, help="Largest request body.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=40_000_000, show_default=True, help="Largest image (width x height).")
+@friendly
+def serve(target: str, **settings):
+    """Serve a trained RUN over HTTP: POST /predict answers what zoo predict --json prints, a page at /
+    lets you drop images and see them drawn, API docs at /docs."""
+    from .serve import serve as run_server
+
+    run_server(target, echo=click.echo, **settings)
+
+
 # --------------------------------------------------------------------------------------------- plugin
 
 @main.group()
