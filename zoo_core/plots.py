@@ -25,26 +25,45 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+MAX_CURVE_PANELS = 12
+CURVE_COLUMNS = 4
+
+
 def plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Loss and each metric per epoch, train against val; the unfreeze epoch marked."""
+    """Loss and each metric per epoch, train against val; the unfreeze epoch marked. A loss's named
+    parts (loss_<part>) share the loss panel, and a metric's baseline (baseline_<metric>) is drawn as a
+    line on that metric's panel, so a run with several heads shows each head's loss and metric."""
     plt = _pyplot()
-    metrics = [k[4:] for k in rows[0] if k.startswith("val_") and k != "val_loss"
-               and isinstance(rows[0][k], (int, float)) and k[4:] in {x[6:] for x in rows[0] if x.startswith("train_")}]
-    metrics = ["loss"] + metrics[:3]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    both = [k[4:] for k in rows[0] if k.startswith("val_") and isinstance(rows[0][k], (int, float))
+            and f"train_{k[4:]}" in rows[0]]
+    parts = [m for m in both if m.startswith("loss_")]
+    metrics = ["loss"] + [m for m in both if m != "loss" and m not in parts
+                          and not m.startswith("baseline_")][:MAX_CURVE_PANELS - 1]
+    columns = min(CURVE_COLUMNS, len(metrics))
+    n_rows = -(-len(metrics) // columns)
+    fig, axes = plt.subplots(n_rows, columns, figsize=(4.2 * columns, 3.4 * n_rows), squeeze=False)
     epochs = [r["epoch"] for r in rows]
     unfreeze = next((r["epoch"] for a, r in zip(rows, rows[1:]) if a.get("backbone_frozen") and not r.get("backbone_frozen")), None)
-    for ax, m in zip(axes[0], metrics):
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    for ax, m in zip(axes.flat, metrics):
         for split, style in (("train", "o-"), ("val", "s-")):
             values = [r.get(f"{split}_{m}") for r in rows]
             if any(v is not None for v in values):
                 ax.plot(epochs, values, style, ms=3, label=split)
+        for i, part in enumerate(parts if m == "loss" else []):
+            for split, style in (("train", ":"), ("val", "-")):
+                ax.plot(epochs, [r.get(f"{split}_{part}") for r in rows], style, color=f"C{i + 2}", lw=1.2,
+                        label=f"{split} {part[5:]}")
+        baseline = [r.get(f"val_baseline_{m}") for r in rows]
+        if any(v is not None for v in baseline):
+            ax.plot(epochs, baseline, "--", color="grey", lw=1, label="val baseline")
         if unfreeze:
             ax.axvline(unfreeze - 0.5, color="grey", ls=":", lw=1, label="backbone unfrozen")
         ax.set_title(m.replace("_", " "))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7 if m == "loss" and parts else 8)
     fig.tight_layout()
     return _save(fig, path)
 
