@@ -353,3 +353,16 @@ def test_push_pull_round_trip_gives_the_same_detections(hub, run_dir, tmp_path):
     assert pulled.exit_code == 0, pulled.output
     strip = lambda out: [{k: v for k, v in r.items() if k != "image"} for r in json.loads(out)]  # noqa: E731
     assert strip(pulled.stdout) == strip(local.stdout)
+
+
+def test_detect_results_writes_the_coco_results_format_with_the_annotations_image_ids(run_dir, tmp_path):
+    data = coco_set(tmp_path / "coco", n=3)
+    out = tmp_path / "results.json"
+    res = cli("detect-results", str(run_dir), str(tmp_path / "coco" / "images"), "--annotations", str(data),
+              "-o", str(out), "-t", "0", "--max-detections", "2", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    results = json.loads(out.read_text())
+    assert len(results) == 6 and {r["image_id"] for r in results} == {1, 2, 3}
+    assert set(results[0]) == {"image_id", "category_id", "bbox", "score"} and results[0]["category_id"] in (1, 2, 3)
+    line = one_line_error(cli("detect-results", str(run_dir), str(data), "-o", str(out)))
+    assert "no readable image among the inputs" in line

@@ -14,8 +14,9 @@ from .task import DetectionPrediction, DetectTask  # noqa: F401
 # The embedded scenes' recipe, measured on 2 CPU cores (README): the offline EfficientNet-Lite0 frozen,
 # its feature pyramid computed once per image, and only the FPN + FCOS head trained on it. Without
 # the zoo-efficientnet-lite plugin: a ResNet-18 from scratch, everything trained (slow on a CPU).
-PRETRAINED_RECIPE = {"backbone": "efficientnet_lite0", "pretrained": True, "image_size": 256, "head": "fcos",
-                     "loss": "fcos", "mode": "frozen", "cache_features": True, "epochs": 30, "batch_size": 16,
+PRETRAINED_RECIPE = {"backbone": "efficientnet_lite0", "pretrained": True, "image_size": 224, "head": "fcos",
+                     "head_options": {"channels": 64, "num_convs": 1},
+                     "loss": "fcos", "mode": "frozen", "cache_features": True, "epochs": 24, "batch_size": 16,
                      "lr": 2e-3, "weight_decay": 1e-4, "clip_grad": 10.0, "augment": "none"}
 SCRATCH_RECIPE = {"backbone": "resnet18", "pretrained": False, "image_size": 256, "head": "fcos", "loss": "fcos",
                   "mode": "finetune", "backbone_lr_mult": 1.0, "epochs": 40, "batch_size": 16, "lr": 1e-3,
@@ -64,3 +65,10 @@ def register_losses(register):
                                                   "logged as three parts (options: box_weight, radius, alpha, gamma)"))
     register(LossSpec("grid", grid_loss, (DENSE,), "grid detector: BCE class + BCE confidence + L1 + GIoU on the cell "
                                                   "holding each object's centre (option: l1_weight)"))
+
+
+@hookimpl
+def register_commands(cli):
+    from .commands import register
+
+    register(cli)

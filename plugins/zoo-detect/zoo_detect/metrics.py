@@ -18,6 +18,7 @@ from .boxes import detections
 
 EVAL_DECODE = dict(score_threshold=0.05, iou_threshold=0.6, max_detections=100)
 KEEP = 12  # validation images kept for the report's picture
+TRAIN_SAMPLE = 64  # training images per epoch whose mAP is measured: a trend to compare with validation, cheaply
 DRAW_SIZE = 320
 DRAW_SCORE = 0.3  # detections drawn in the report
 
@@ -44,6 +45,8 @@ class DetectionMetrics(Metrics):
         self.kept: list[tuple[Any, dict, dict]] = []  # (input image or None, detections, truth)
 
     def update(self, outputs: dict[str, torch.Tensor], targets: list[dict[str, torch.Tensor]]) -> None:
+        if outputs.get("training") and self.images >= TRAIN_SAMPLE:
+            return  # decoding and matching every training batch would cost as much as the step itself
         inputs = outputs.get("inputs")
         size = tuple(inputs.shape[-2:]) if isinstance(inputs, torch.Tensor) and inputs.dim() == 4 else None
         dets = [{k: v.cpu() for k, v in d.items()} for d in detections(outputs, input_size=size, **EVAL_DECODE)]

@@ -161,7 +161,8 @@ class DetectTask(Task):
     def step(self, model: nn.Module, batch: Batch, loss_fn: Any, optimizer: str = "main") -> StepOutput:
         outputs = model(batch.inputs)
         out = StepOutput.from_loss(loss_fn(outputs, batch.targets))
-        out.outputs = {**outputs, "inputs": batch.inputs}  # the inputs: for the report's pictures
+        # the inputs: for the report's pictures; training: the metrics measure only a sample of training batches
+        out.outputs = {**outputs, "inputs": batch.inputs, "training": model.training}
         return out
 
     def metrics(self, info: dict[str, Any]) -> DetectionMetrics:
