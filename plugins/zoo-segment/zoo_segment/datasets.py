@@ -88,7 +88,7 @@ def _scene_mask(mask: np.ndarray) -> np.ndarray:
 
 
 def scenes_dataset(source: str | None, *, data_config: DataConfig, seed: int, val_fraction: float,
-                   reference_info: dict | None = None, count: int = 600, min_size: int = 160,
+                   reference_info: dict | None = None, count: int = 400, min_size: int = 160,
                    max_size: int = 320) -> DataSplits:
     """zoo_core's generated scenes: 1-3 crops of real photos (cat, coffee, astronaut) cut to ellipses,
     rectangles and polygons on grey or textured canvases; their masks are exact by construction."""
@@ -219,8 +219,7 @@ def mask_folder_dataset(source: str, *, data_config: DataConfig, seed: int, val_
     if classes is None:
         n = max(2, int(np.nonzero(counts)[0].max()) + 1)
         classes = ["background", *[f"class_{i}" for i in range(1, n)]]
-        colors = _palette(pairs[0][1], n)
-    colors = colors or class_colors(len(classes))
+    colors = colors or _palette(pairs[0][1], len(classes)) or class_colors(len(classes))
     _check_reference(classes, reference_info, str(root))
     counts = counts[:len(classes)]
     items = [(f, partial(read_mask, m, colors if _is_rgb(m) else None), str(f)) for f, m in pairs]

@@ -81,7 +81,7 @@ class UNetHead(nn.Module):
         return self.classifier(self.final(x))
 
 
-def unet_head(backbone, info: dict[str, Any], channels: int = 128, dropout: float = 0.1) -> nn.Module:
+def unet_head(backbone, info: dict[str, Any], channels: int = 64, dropout: float = 0.1) -> nn.Module:
     if channels < 16:
         raise ZooError(f"head 'unet' option channels must be >= 16, got {channels}")
     if not 0 <= dropout < 1:

@@ -82,6 +82,8 @@ class SegmentationMetrics(Metrics):
         return "\n".join(lines)
 
     def report(self, run_dir, prefix: str = "") -> list[str]:
+        from PIL import Image
+
         run_dir = Path(run_dir)
         written = [str(write_json(run_dir / f"{prefix}segmentation_report.json", {**self.compute(), **self.details()}))]
         if self.kept:
@@ -91,10 +93,12 @@ class SegmentationMetrics(Metrics):
                 shown_true = np.where(true == self.ignore_index, 0, true)
                 pair = [draw_mask(base, shown_true, colors=self.colors), draw_mask(base, pred, colors=self.colors)]
                 sheet = _side_by_side(pair)
+                k = max(1, -(-DRAW_SIZE // max(base.size)))  # small inputs enlarged, pixels kept sharp
+                sheet = sheet.resize((sheet.width * k, sheet.height * k), Image.NEAREST) if k > 1 else sheet
                 pictures.append(sheet)
                 valid = true != self.ignore_index
                 titles.append(f"true | predicted, {float((pred[valid] == true[valid]).mean()) if valid.any() else 0:.1%} px")
-            written.append(str(image_grid(pictures, run_dir / f"{prefix}val_masks.png", columns=3, cell=400, titles=titles)))
+            written.append(str(image_grid(pictures, run_dir / f"{prefix}val_masks.png", columns=3, cell=480, titles=titles)))
         return written
 
     def _picture(self, image: torch.Tensor | None, shape: tuple[int, int]):

@@ -94,6 +94,22 @@ def mask_targets(samples: list[dict[str, Any]]) -> torch.Tensor | None:
     return torch.stack([targets(s["target"]).reshape(s["target"].shape[-2:]) for s in samples])
 
 
+def to_original_labels(scores: torch.Tensor, g) -> torch.Tensor:
+    """(K, H, W) input-space logits -> (h, w) class indices in the original image's pixels. The letterboxed
+    image's region is resized bilinearly to the original size, as the image itself was resized (pixel
+    centres aligned, smooth boundaries); the argmax comes after. Other fits: Geometry's nearest mapping."""
+    if g is None:
+        return scores.argmax(0)
+    h, w = g.original_size
+    (sx, sy), (ox, oy) = g.scale, g.offset
+    x0, y0, x1, y1 = round(ox), round(oy), round(ox + w * sx), round(oy + h * sy)
+    H, W = scores.shape[-2:]
+    if 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H:
+        region = scores[None, :, y0:y1, x0:x1]
+        return F.interpolate(region, size=(h, w), mode="bilinear", align_corners=False)[0].argmax(0)
+    return g.to_original_mask(scores.argmax(0))
+
+
 class ToInputSize(nn.Module):
     """What export writes: the model, its logits resized to the input's height and width."""
 
@@ -175,10 +191,7 @@ class SegmentTask(Task):
         for scores, g in zip(logits.float().cpu(), geometry):
             if g is not None and tuple(scores.shape[-2:]) != tuple(g.input_size):
                 scores = F.interpolate(scores[None], size=tuple(g.input_size), mode="bilinear", align_corners=False)[0]
-            labels = scores.argmax(0)
-            if g is not None:  # back to the original image's pixels (nearest neighbour)
-                labels = g.to_original_mask(labels)
-            out.append(MaskPrediction(labels.numpy().astype(np.uint8), classes, colors, masks))
+            out.append(MaskPrediction(to_original_labels(scores, g).numpy().astype(np.uint8), classes, colors, masks))
         return out
 
     def deploy(self, model: nn.Module, info: dict[str, Any]) -> tuple[nn.Module, list[str]]:
