@@ -111,12 +111,16 @@ def draw_points(image: Image.Image, points: Sequence[Sequence[float]], labels: S
     return image
 
 
-def draw_mask(image: Image.Image, mask: np.ndarray, alpha: float = 0.45, background: int | None = 0) -> Image.Image:
-    """A label map (h, w) of class indices over the image, each class in its colour; `background`
-    (a class index, or None) stays transparent."""
+def draw_mask(image: Image.Image, mask: np.ndarray, alpha: float = 0.45, background: int | None = 0,
+              colors: Sequence[Sequence[int]] | None = None) -> Image.Image:
+    """A label map (h, w) of class indices over the image, each class in its colour (`colors`: RGB per
+    class index, e.g. a dataset's palette; default PALETTE); `background` (a class index, or None) stays
+    transparent."""
     image = _rgb(image)
     mask = np.asarray(mask)
-    colours = np.array([color(i) for i in range(int(mask.max(initial=0)) + 1)], dtype=np.float32)
+    n = int(mask.max(initial=0)) + 1
+    colours = np.array([tuple(colors[i])[:3] if colors is not None and i < len(colors) else color(i) for i in range(n)],
+                       dtype=np.float32)
     overlay = colours[mask.astype(np.int64)]
     base = np.asarray(image, dtype=np.float32)
     blend = np.where((mask != background)[..., None] if background is not None else True,
