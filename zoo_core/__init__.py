@@ -11,7 +11,7 @@ Transforms (transforms.py): Preprocess, Augment, Geometry, image_transforms, col
 Pictures (draw.py, plots.py): draw_caption, draw_boxes, draw_points, draw_mask, image_grid, color,
                            plot_confusion_matrix
 Files (artifacts.py):      atomic_write, write_json, cache_dir
-Running:                   train, load_run, pull, load_pretrained, get_zoo; zoo_core.testing.tiny_train for tests
+Running:                   train, load_run, load_exported, pull, load_pretrained, get_zoo; zoo_core.testing.tiny_train for tests
 """
 
 from .errors import ZooError  # noqa: F401
@@ -30,7 +30,8 @@ _LAZY = {
     **dict.fromkeys(["draw_caption", "draw_boxes", "draw_points", "draw_mask", "image_grid", "color"], "draw"),
     "plot_confusion_matrix": "plots",
     **dict.fromkeys(["atomic_write", "write_json", "cache_dir"], "artifacts"),
-    **dict.fromkeys(["train", "load_run", "Run", "load_pretrained", "Pretrained", "Predictor", "pull"], "api"),
+    **dict.fromkeys(["train", "load_run", "Run", "load_pretrained", "Pretrained", "Predictor", "pull",
+                     "load_exported", "Exported"], "api"),
     "get_zoo": "plugins",
 }
 __all__ = ["hookimpl", "ZooError", *_LAZY]

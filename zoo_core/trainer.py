@@ -227,9 +227,11 @@ def evaluate(task: Task, model: nn.Module, loader, loss_fn, metrics: Metrics, ma
 # ---------------------------------------------------------------------------------------- the loop
 
 def train(task_name: str, *, config: str | Path | None = None, resume: str | Path | None = None,
-          quiet: bool = False, progress: bool = True, **settings: Any) -> TrainResult:
+          quiet: bool = False, progress: bool = True, model_init=None, **settings: Any) -> TrainResult:
     """Train `task_name` (a registered task). `settings` are the same names as the CLI flags
-    (epochs=5, backbone="resnet18", head_options={"dropout": 0.3}, ...). Returns where the run is."""
+    (epochs=5, backbone="resnet18", head_options={"dropout": 0.3}, ...). Returns where the run is.
+    `model_init(model)`, Python only, prepares the built model before training (zoo compress: start from
+    pruned weights and keep them pruned)."""
     t_start = time.time()
     zoo = get_zoo()
     log = RunLog(quiet=quiet)
@@ -281,6 +283,8 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
     info = task.outputs_info(dict(data.info), cfg)
     head, head_input = build_head(zoo, cfg["head"], backbone, info, cfg["head_options"])
     model = ZooModel(backbone, head, head_input)
+    if model_init is not None:
+        model_init(model)
     if resume is not None:
         model.backbone.pretrained_source = saved["model"].get("pretrained_source", "none")
     loss_fn = zoo.losses.create(cfg["loss"], info=info, **cfg["loss_options"])
