@@ -13,7 +13,7 @@ Pictures (draw.py, plots.py): draw_caption, draw_boxes, draw_points, draw_mask, 
 Scenes (scenes.py):        generate_scenes, Scene, SCENE_CLASSES, textured_canvas, photo_crop, shape_mask,
                            skimage_image (generated embedded data; the plugin declares scikit-image)
 Files (artifacts.py):      atomic_write, write_json, cache_dir
-Running:                   train, load_run, pull, load_pretrained, get_zoo; zoo_core.testing.tiny_train for tests
+Running:                   train, load_run, load_exported, pull, load_pretrained, get_zoo; zoo_core.testing.tiny_train for tests
 """
 
 from .errors import ZooError  # noqa: F401
@@ -34,7 +34,8 @@ _LAZY = {
     **dict.fromkeys(["generate_scenes", "Scene", "SCENE_CLASSES", "textured_canvas", "photo_crop", "shape_mask",
                      "skimage_image"], "scenes"),
     **dict.fromkeys(["atomic_write", "write_json", "cache_dir"], "artifacts"),
-    **dict.fromkeys(["train", "load_run", "Run", "load_pretrained", "Pretrained", "Predictor", "pull"], "api"),
+    **dict.fromkeys(["train", "load_run", "Run", "load_pretrained", "Pretrained", "Predictor", "pull",
+                     "load_exported", "Exported"], "api"),
     "get_zoo": "plugins",
 }
 __all__ = ["hookimpl", "ZooError", *_LAZY]

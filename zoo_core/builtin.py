@@ -8,7 +8,7 @@ from torch import nn
 from . import hookimpl
 from .backbones import SMALL_NETS, TimmBackbone, TorchvisionBackbone, small_net_factory, timm_has, timm_names, torchvision_names
 from .components import BackboneSpec, ExporterSpec, LossSpec
-from .export import export_onnx, export_torchscript
+from .export import export_onnx, export_onnx_int8, export_safetensors, export_torchscript
 from .hub import hub_backbone
 
 # Losses on tensors of the same shape as the target: any output kind a task declares as "regression/...".
@@ -52,4 +52,10 @@ def register_losses(register):
 def register_exporters(register):
     register(ExporterSpec("onnx", export_onnx, ".onnx",
                           "ONNX via torch.export, named outputs and zoo metadata; checked, compared with onnxruntime"))
-    register(ExporterSpec("torchscript", export_torchscript, ".pt", "traced TorchScript (torch.jit), zoo.json inside"))
+    register(ExporterSpec("torchscript", export_torchscript, ".pt", "traced TorchScript (torch.jit), zoo.json inside; "
+                                                                   "compared with PyTorch"))
+    register(ExporterSpec("safetensors", export_safetensors, ".safetensors",
+                          "weights and the config that rebuilds the network (no code); checked by rebuilding"))
+    register(ExporterSpec("onnx-int8", export_onnx_int8, ".int8.onnx",
+                          "8-bit ONNX (ONNX Runtime quantization: static QDQ per-channel calibrated on training "
+                          "images, or mode=dynamic); reports size, latency and validation scores against float32"))

@@ -307,19 +307,23 @@ def train(task: str | None, sets: tuple[str, ...], config: str | None, resume: s
 # ------------------------------------------------------------------------------------- eval & predict
 
 @main.command("eval")
-@click.argument("run", metavar="RUN|hf-hub:ID")
+@click.argument("run", metavar="RUN|hf-hub:ID|MODEL.onnx")
 @click.option("--data", help="Labelled data in a format the run's task reads (default: the run's own validation split).")
 @click.option("--dataset", help="Dataset component (default: inferred from --data).")
 @click.option("--device", default="auto")
+@click.option("--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+              help="Run the model with PyTorch or ONNX Runtime (an exported .onnx file always uses ONNX Runtime).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False),
               help="Also write the task's report (e.g. confusion matrix) and predictions drawn on images into this folder.")
 @click.option("--json", "as_json", is_flag=True)
 @friendly
-def eval_cmd(run: str, data: str | None, dataset: str | None, device: str, report_dir: str | None, as_json: bool):
-    """Evaluate a trained RUN on labelled data, or on its own validation split."""
-    from .api import load_run
+def eval_cmd(run: str, data: str | None, dataset: str | None, device: str, runtime: str, report_dir: str | None,
+             as_json: bool):
+    """Evaluate a trained RUN, or a file exported from one with zoo export (.onnx), on labelled data or on
+    the run's own validation split."""
+    from .api import load_exported, load_run
 
-    r = load_run(_run_dir(run), device=device)
+    r = load_exported(run) if _is_exported(run) else load_run(_run_dir(run), device=device, runtime=runtime)
     scores, metrics = r.evaluate(data, dataset=dataset)
     if report_dir:
         Path(report_dir).mkdir(parents=True, exist_ok=True)
@@ -366,35 +370,54 @@ def _task_options(tokens: tuple[str, ...], task) -> tuple[list[str], dict[str, A
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("target", metavar="RUN|BACKBONE")
+@click.argument("target", metavar="RUN|BACKBONE|MODEL.onnx")
 @click.argument("images", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--device", default="auto")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+              help="PyTorch, or ONNX Runtime on the CPU (pip install 'zoo-core[onnx]'); the same predictions either way.")
+@click.option("--json", "as_json", is_flag=True, help="Print the predictions as a JSON array.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the predictions to a .json, .jsonl or .csv file, as they come, instead of printing them.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), help="Processes decoding images (default: cores - 1, at most 4).")
 @click.option("--draw", type=click.Path(dir_okay=False), help="Also draw the predictions on the images into this PNG.")
 @friendly
-def predict(target: str, images: tuple[str, ...], device: str, as_json: bool, draw: str | None):
-    """Predict IMAGES (files or folders) with a trained RUN, or with a pretrained BACKBONE and the head it
-    was trained with (e.g. ImageNet classes). The run's task adds its own options (e.g. -k/--top-k N
-    for classification)."""
-    from .api import load_target
+def predict(target: str, images: tuple[str, ...], device: str, runtime: str, as_json: bool, output: str | None,
+            batch_size: int, workers: int | None, draw: str | None):
+    """Predict IMAGES (files, folders, quoted globs such as 'photos/**/*.jpg') with a trained RUN, an exported
+    .onnx file, or a pretrained BACKBONE and the head it was trained with (e.g. ImageNet classes). Images are
+    streamed in batches; unreadable files are reported and skipped. The run's task adds its own options
+    (e.g. -k/--top-k N for classification)."""
+    from .api import Skipped, expand_inputs, load_target
+    from .output import PredictionWriter, output_format
 
-    predictor = load_target(target, device=device)
+    output_format(output)  # a wrong suffix is an error before the model loads
+    predictor = load_target(target, device=device, runtime=runtime)
     paths, options = _task_options(images, predictor.task)
     if not paths:
         raise ZooError("no images given: zoo predict RUN IMAGE...")
-    results, skipped = predictor.predict_paths(paths, **options)
-    for path, reason in skipped:
-        click.echo(f"skipped {path}: {reason}", err=True)
-    if not results:
+    files = expand_inputs(paths)
+    writer = PredictionWriter(output, as_json)
+    drawn, skipped = [], 0
+    try:
+        for p in predictor.predict_stream(files, batch_size=batch_size, workers=workers, progress=True, **options):
+            if isinstance(p, Skipped):
+                skipped += 1
+                click.echo(f"skipped {p.source}: {p.reason}", err=True)
+                continue
+            writer.write(p)
+            if draw and len(drawn) < 48:
+                drawn.append(p)
+    finally:
+        writer.close()
+    if not writer.count:
         raise ZooError("no readable image among the inputs")
     if draw:
-        predictor.draw(results, draw)
-        click.echo(f"drew {min(len(results), 48)} prediction(s) into {draw}", err=True)
-    if as_json:
-        click.echo(json.dumps([p.record() for p in results], indent=2))
-        return
-    for p in results:
-        click.echo(f"{p.source}: {p.caption()}")
+        predictor.draw(drawn, draw)
+        click.echo(f"drew {len(drawn)} prediction(s) into {draw}", err=True)
+    if output:
+        click.echo(f"wrote {writer.count} prediction(s) to {output}" + (f"; skipped {skipped} unreadable" if skipped else ""),
+                   err=True)
 
 
 # -------------------------------------------------------------------------------------------- inspect
@@ -468,22 +491,92 @@ def inspect_cmd(target: str, depth: int, mode: str | None, image_size: int | Non
 
 @main.command()
 @click.argument("run", metavar="RUN|hf-hub:ID")
-@click.option("--format", "fmt", default="onnx", show_default=True, help="An exporter: zoo list shows them.")
-@click.option("-o", "--out", type=click.Path(dir_okay=False), help="Output file (default: RUN/model.<suffix>).")
+@click.option("--format", "fmt", default="onnx", show_default=True,
+              help="An exporter: onnx, onnx-int8, torchscript, safetensors, or a plugin's (zoo list shows them).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), help="Output file (default: RUN/model.<suffix>); "
+              "missing folders are created.")
+@click.option("--opset", type=click.IntRange(min=7), help="ONNX opset (onnx, onnx-int8; default 18).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="An exporter option, e.g. --set mode=dynamic or --set calibration_images=512 for onnx-int8.")
 @friendly
-def export(run: str, fmt: str, out: str | None):
-    """Export a trained RUN for deployment (ONNX, TorchScript, or a plugin's format), with the task's
-    output names and metadata (task, classes, preprocessing) inside the file."""
+def export(run: str, fmt: str, out: str | None, opset: int | None, sets: tuple[str, ...]):
+    """Export a trained RUN for deployment, with the task's output names and metadata (task, classes,
+    preprocessing) inside the file; the file is run on validation images and compared with PyTorch."""
     from .api import load_run
     from .export import export as export_run
 
-    path, facts = export_run(load_run(_run_dir(run), device="cpu"), fmt, out)
-    detail = [f"{facts.pop('bytes') / 1e6:.2f} MB"]
+    options = _exporter_options(sets)
+    if opset is not None:
+        options["opset"] = opset
+    path, facts = export_run(load_run(_run_dir(run), device="cpu"), fmt, out, **options)
+    click.echo(describe_export(path, facts))
+
+
+@main.command()
+@click.argument("run", metavar="RUN|hf-hub:ID")
+@click.option("--sparsity", type=click.FloatRange(0, 1, min_open=True, max_open=True), required=True,
+              help="Share of convolution and linear weights to set to zero (smallest magnitudes first), e.g. 0.5.")
+@click.option("--epochs", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Fine-tuning epochs after pruning, with the run's own recipe (0: none).")
+@click.option("--lr", type=float, help="Fine-tuning learning rate (default: the run's / 10).")
+@click.option("-o", "--out", type=click.Path(file_okay=False), help="The new run directory (default: runs/TASK-NNN).")
+@friendly
+def compress(run: str, sparsity: float, epochs: int, lr: float | None, out: str | None):
+    """Prune a trained RUN by weight magnitude and fine-tune it briefly with the normal trainer: a new run
+    (export it as any other). Prints the validation scores before, after pruning and after fine-tuning."""
+    from .compress import compress as compress_run
+
+    facts = compress_run(_run_dir(run), sparsity, out, epochs=epochs, lr=lr, quiet=False)
+    scores = facts["scores"]
+    keys = [k for k, v in scores["original"].items() if k not in ("images", "skipped") and isinstance(v, float)]
+    for stage, label in (("original", "original"), ("pruned", f"pruned {sparsity:.0%}"),
+                         ("fine_tuned", f"+ {epochs} epoch(s) fine-tuning")):
+        s = scores[stage]
+        click.echo(f"{label:<28} " + "  ".join(f"{k} {s[k]:.4f}" for k in keys))
+    click.echo(f"{facts['zero_weights']:,} of {facts['prunable_weights']:,} weights are zero; "
+               f"run saved to {facts['run_dir']}")
+
+
+def _exporter_options(sets: tuple[str, ...]) -> dict[str, Any]:
+    import tomllib
+
+    options: dict[str, Any] = {}
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ZooError(f"--set {item!r}: expected key=value, e.g. --set mode=dynamic")
+        try:
+            options[key.removeprefix("exporter.")] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            options[key.removeprefix("exporter.")] = text
+    return options
+
+
+def describe_export(path: Path, facts: dict[str, Any]) -> str:
+    """What `zoo export` prints: where, how big, parity, and for a compressed export what it changed."""
+    facts = dict(facts)
+    size = facts.pop("bytes")
+    detail = [f"{size / 1e6:.2f} MB"]
+    if "fp32_bytes" in facts:
+        detail[0] += f" ({size / facts.pop('fp32_bytes'):.2f}x float32)"
     if "outputs" in facts:
         detail.append("outputs " + ", ".join(facts.pop("outputs")))
     if "max_abs_diff_vs_pytorch" in facts:
-        detail.append(f"max abs diff vs PyTorch {facts.pop('max_abs_diff_vs_pytorch'):.2e}")
-    click.echo(f"wrote {path} ({'; '.join(detail)})")
+        detail.append(f"max abs diff vs PyTorch {facts.pop('max_abs_diff_vs_pytorch'):.2e} on {facts.get('checked_on')}")
+    lines = [f"wrote {path} ({'; '.join(detail)})"]
+    if "latency_ms" in facts:
+        before, after = facts["fp32_latency_ms"], facts["latency_ms"]
+        lines.append(f"batch-1 latency {after:.2f} ms vs {before:.2f} ms float32 ({before / after:.2f}x), ONNX Runtime CPU")
+    if "scores" in facts:
+        base, new = facts["fp32_scores"], facts["scores"]
+        keys = [k for k in new if k not in ("images", "skipped") and isinstance(new[k], float)]
+        lines.append("validation: " + "  ".join(f"{k} {new[k]:.4f} ({new[k] - base[k]:+.4f})" for k in keys)
+                     + f" on {new.get('images')} images, change vs float32 ONNX")
+    return "\n".join(lines)
+
+
+def _is_exported(target: str) -> bool:
+    return target.endswith(".onnx") and Path(target).is_file()
 
 
 def _run_dir(target: str) -> Path:

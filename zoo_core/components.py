@@ -310,6 +310,14 @@ class Task(ABC):
         normalisation so that the file's outputs are what a user consumes."""
         return model, ["output"]
 
+    def undeploy(self, outputs: dict[str, torch.Tensor], info: dict[str, Any]) -> Any:
+        """The inverse of deploy's additions: an exported file's named outputs back into the raw outputs
+        predict() and metrics() read, so that `zoo predict --runtime onnx` and `zoo eval model.onnx` reuse
+        them unchanged. The default fits the default deploy (one output, the model's own)."""
+        if len(outputs) == 1:
+            return next(iter(outputs.values()))
+        return outputs
+
 
 # ------------------------------------------------------------------------------------ registrations
 
@@ -368,8 +376,11 @@ class LossSpec:
 @dataclass(frozen=True)
 class ExporterSpec:
     """An exporter: factory(model, example, path, *, output_names, metadata, **options) -> dict of facts
-    to print (size, parity). `model` is the task's deployment model; `metadata` is JSON-able
-    (task, classes, preprocessing, zoo version) and belongs in the file."""
+    to print (size, parity). `model` is the task's deployment model; `example` a real validation batch
+    when there is one; `metadata` is JSON-able (task, classes, preprocessing, zoo version) and belongs in
+    the file. A factory may also take `calibration` (n -> input batches from the training data, for
+    quantization) and `evaluate` (an exported file -> its validation scores); both are given when asked
+    for by name."""
 
     name: str
     factory: Callable[..., dict[str, Any] | None]

@@ -22,7 +22,7 @@ CORE_ARGUMENTS = {
     "backbone": {"name", "pretrained", "in_chans", "image_size"},
     "head": {"backbone", "info"},
     "loss": {"info"},
-    "exporter": {"model", "example", "path", "output_names", "metadata"},
+    "exporter": {"model", "example", "path", "output_names", "metadata", "calibration", "evaluate"},
     "task": set(),
 }
 # Options that would make a backbone library read another file or fetch other weights: a TOML file, a

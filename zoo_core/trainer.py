@@ -287,21 +287,25 @@ def check_forward(model: ZooModel, cfg: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------- the loop
 
 def train(task_name: str, *, config: str | Path | None = None, resume: str | Path | None = None,
-          quiet: bool = False, progress: bool = True, **settings: Any) -> TrainResult:
+          quiet: bool = False, progress: bool = True, model_init=None, **settings: Any) -> TrainResult:
     """Train `task_name` (a registered task). `settings` are the same names as the CLI flags
     (epochs=5, backbone="resnet18", head_options={"dropout": 0.3}, ...). Returns where the run is.
+    `model_init(model)`, Python only, prepares the built model before training (zoo compress: start from
+    pruned weights and keep them pruned).
     SIGTERM (a scheduler, `kill`, a closing container) ends it like Ctrl-C: Interrupted, resumable."""
     if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
-        return _train(task_name, config=config, resume=resume, quiet=quiet, progress=progress, **settings)
+        return _train(task_name, config=config, resume=resume, quiet=quiet, progress=progress, model_init=model_init,
+                      **settings)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return _train(task_name, config=config, resume=resume, quiet=quiet, progress=progress, **settings)
+        return _train(task_name, config=config, resume=resume, quiet=quiet, progress=progress, model_init=model_init,
+                      **settings)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
 def _train(task_name: str, *, config: str | Path | None, resume: str | Path | None, quiet: bool, progress: bool,
-           **settings: Any) -> TrainResult:
+           model_init=None, **settings: Any) -> TrainResult:
     t_start = time.time()
     zoo = get_zoo()
     log = RunLog(quiet=quiet)
@@ -370,6 +374,8 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     info = task.outputs_info(dict(data.info), cfg)
     head, head_input = build_head(zoo, cfg["head"], backbone, info, cfg["head_options"])
     model = ZooModel(backbone, head, head_input)
+    if model_init is not None:
+        model_init(model)
     if state is not None:
         model.backbone.pretrained_source = saved["model"].get("pretrained_source", "none")
     if cfg["backbone_options"] or cfg["head_options"]:

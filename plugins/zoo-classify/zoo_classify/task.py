@@ -70,3 +70,11 @@ class ClassifyTask(Task):
 
     def deploy(self, model: nn.Module, info: dict[str, Any]) -> tuple[nn.Module, list[str]]:
         return Probabilities(model), ["probabilities"]
+
+    def undeploy(self, outputs: dict[str, torch.Tensor], info: dict[str, Any]) -> torch.Tensor:
+        """Logits again from an exported file's probabilities: log p (softmax(log p) = p, and cross-entropy
+        on it equals cross-entropy on the logits), or for one BCE logit log(p1 / p0)."""
+        p = outputs["probabilities"].float().clamp_min(1e-38)  # float32's smallest normal: log stays finite
+        if info.get("num_outputs") == 1:
+            return (p[:, 1].log() - p[:, 0].log()).unsqueeze(1)
+        return p.log()
