@@ -35,8 +35,8 @@ class MultiHead(nn.Module):
         self.heads = nn.ModuleDict({t["name"]: nn.Linear(in_features, width(t)) for t in targets})
         for t in targets:
             layer = self.heads[t["name"]]
-            if t["type"] == "regression":  # start at the shift (the training mean when standardised): the baseline
-                nn.init.zeros_(layer.bias)
+            if t["type"] == "regression":  # start at the training mean, the baseline, whatever the scaling
+                nn.init.constant_(layer.bias, (t["baseline"] - t["shift"]) / t["scale"])
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         shared = self.trunk(x)

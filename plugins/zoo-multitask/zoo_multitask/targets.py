@@ -33,6 +33,7 @@ from zoo_core import ZooError
 TYPES = ("binary", "multiclass", "regression")
 LOSSES = {"binary": ("bce",), "multiclass": ("cross-entropy",), "regression": ("l1", "mse", "smooth-l1")}
 KEYS = ("column", "type", "loss", "weight", "scale", "classes", "positive", "unit")
+RESERVED = ("image",)  # `zoo predict --json` gives {"image": path, <head>: ...}
 MAX_INFERRED_CLASSES = 50  # a text column with more distinct values is more likely an id than a label
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "y", "t"), ("0", "false", "no", "n", "f")
 
@@ -165,6 +166,9 @@ def resolve_targets(declared: dict[str, dict[str, Any]], columns: dict[str, list
     specs = []
     for name, decl in declared.items():
         key = f"{where_key}.{name}"
+        if name in RESERVED:
+            raise ZooError(f"{key}: '{name}' is reserved (predictions name the image with it); declare the head under "
+                           f"another name with column = \"{name}\"")
         column = decl.get("column", name)
         if column not in columns:
             raise ZooError(f"{key}: {where} has no column '{column}' (its target columns: {', '.join(columns) or 'none'})")
@@ -182,7 +186,7 @@ def resolve_targets(declared: dict[str, dict[str, Any]], columns: dict[str, list
             for k in ("classes", "positive"):
                 if k in decl:
                     raise ZooError(f"{key}.{k} is for binary and multiclass targets, not regression")
-            numbers = to_numbers(values, column, where, lines, key)
+            numbers = to_numbers(values, column, where, lines, f"declared regression in {key}")
             known = [numbers[i] for i in (train_rows if train_rows is not None else range(len(values)))
                      if not math.isnan(numbers[i])] or [v for v in numbers if not math.isnan(v)]
             if not known:
@@ -215,7 +219,7 @@ def infer_type(values: Sequence[str], column: str, where: str, lines: Sequence[i
     if len(distinct) == 2 and (len(numeric) < len(present) or distinct <= {"0", "1"}):
         return "binary"
     if len(numeric) * 2 > len(present):  # mostly numbers: the rest are typos to report, not classes
-        to_numbers(values, column, where, lines, f"column '{column}'")
+        to_numbers(values, column, where, lines, "regression, inferred from its other values")
         return "regression"
     if len(distinct) > MAX_INFERRED_CLASSES:
         raise ZooError(f"{where}: column '{column}' has {len(distinct)} distinct values, too many to guess it is a "
@@ -223,7 +227,7 @@ def infer_type(values: Sequence[str], column: str, where: str, lines: Sequence[i
     return "binary" if len(distinct) == 2 else "multiclass"
 
 
-def to_numbers(values: Sequence[str], column: str, where: str, lines: Sequence[int], key: str) -> list[float]:
+def to_numbers(values: Sequence[str], column: str, where: str, lines: Sequence[int], why: str) -> list[float]:
     """Each cell as a number (a range as its midpoint); empty cells are NaN (missing, not learned)."""
     mids = midpoints(v for v in values if v)
     out = []
@@ -234,7 +238,7 @@ def to_numbers(values: Sequence[str], column: str, where: str, lines: Sequence[i
             out.append(mids[v])
         else:
             hint = "" if looks_like_a_range(v) else "; declare the column binary or multiclass if it holds labels"
-            raise ZooError(f"{where}:{line}: column '{column}' ({key}, regression): {v!r} is not {RANGE_HELP}{hint}")
+            raise ZooError(f"{where}:{line}: column '{column}' ({why}): {v!r} is not {RANGE_HELP}{hint}")
     return out
 
 
@@ -299,7 +303,7 @@ def encode_rows(specs: list[dict[str, Any]], columns: dict[str, list[str]], wher
     numeric = {}
     for s in specs:
         if s["type"] == "regression":
-            numeric[s["name"]] = to_numbers(columns[s["column"]], s["column"], where, lines, f"dataset.targets.{s['name']}")
+            numeric[s["name"]] = to_numbers(columns[s["column"]], s["column"], where, lines, f"head {s['name']}, regression")
     rows = []
     for i, line in enumerate(lines):
         row = {}

@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import nn
 from torchvision.transforms import v2 as T
 from zoo_core import Augment, DataConfig, Prediction, Preprocess, Task, ZooError, draw_caption
 
 from .heads import OUTPUT, Deployed, to_original
 from .metrics import MultiTaskMetrics
+
+DRAW_SIZE = 192  # images are enlarged to at least this many pixels before the captions are drawn
 
 
 @dataclass
@@ -37,6 +40,11 @@ class MultiTaskPrediction(Prediction):
         return "  ".join(self._parts())
 
     def draw(self, image):
+        """The image with one caption line per head; a small image is enlarged first (whole pixels, so
+        nothing is smoothed away) so that the captions fit under it."""
+        k = -(-DRAW_SIZE // max(image.size))
+        if k > 1:
+            image = image.resize((image.width * k, image.height * k), Image.NEAREST)
         return draw_caption(image, "\n".join(self._parts()))
 
 
