@@ -83,10 +83,6 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 # ---------------------------------------------------------------------------------------- scenes
 
-def _scene_mask(mask: np.ndarray) -> np.ndarray:
-    return mask
-
-
 def scenes_dataset(source: str | None, *, data_config: DataConfig, seed: int, val_fraction: float,
                    reference_info: dict | None = None, count: int = 400, min_size: int = 160,
                    max_size: int = 320) -> DataSplits:
@@ -98,7 +94,7 @@ def scenes_dataset(source: str | None, *, data_config: DataConfig, seed: int, va
         raise ZooError(f"dataset 'scenes': need 32 <= min_size <= max_size <= 2048, got {min_size}, {max_size}")
     scenes = generate_scenes(count, seed, min_size=min_size, max_size=max_size)
     classes = ["background", *SCENE_CLASSES]
-    items = [(s.image, partial(_scene_mask, s.mask), f"scene-{i:04d}") for i, s in enumerate(scenes)]
+    items = [(s.image, partial(np.asarray, s.mask), f"scene-{i:04d}") for i, s in enumerate(scenes)]
     train_idx, val_idx = _split(count, val_fraction, seed)
     counts = sum(np.bincount(scenes[i].mask.ravel(), minlength=len(classes)) for i in train_idx)
     return DataSplits(MaskSamples([items[i] for i in train_idx]), MaskSamples([items[i] for i in val_idx]),

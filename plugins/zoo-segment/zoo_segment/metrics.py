@@ -90,8 +90,11 @@ class SegmentationMetrics(Metrics):
             pictures, titles = [], []
             for image, pred, true in self.kept:
                 base = self._picture(image, true.shape)
-                shown_true = np.where(true == self.ignore_index, 0, true)
-                pair = [draw_mask(base, shown_true, colors=self.colors), draw_mask(base, pred, colors=self.colors)]
+                # Ignored pixels (the letterbox padding, unlabelled borders) are drawn as background in both:
+                # what the model says there is never trained nor scored.
+                ignored = true == self.ignore_index
+                pair = [draw_mask(base, np.where(ignored, 0, true), colors=self.colors),
+                        draw_mask(base, np.where(ignored, 0, pred), colors=self.colors)]
                 sheet = _side_by_side(pair)
                 k = max(1, -(-DRAW_SIZE // max(base.size)))  # small inputs enlarged, pixels kept sharp
                 sheet = sheet.resize((sheet.width * k, sheet.height * k), Image.NEAREST) if k > 1 else sheet
