@@ -21,7 +21,7 @@ from zoo_core.testing import tiny_train
 
 # task -> settings for its tiny run (on top of zoo_core.testing.TINY: cnn2, 32 px, one epoch).
 TINY_RUNS = {
-    "classify": {"epochs": 2},
+    "classify": {"epochs": 2, "image_size": 16, "batch_size": 64, "augment": "none"},  # digits: 1,438 + 359 images
     "localize": {"dataset_options": {"count": 48}},
 }
 INSTALLED = [t for t in TINY_RUNS if t in get_zoo().tasks]
