@@ -21,7 +21,7 @@ from zoo_core.testing import tiny_train
 
 # task -> settings for its tiny run (on top of zoo_core.testing.TINY: cnn2, 32 px, one epoch).
 TINY_RUNS = {
-    "classify": {"epochs": 2},
+    "classify": {"epochs": 2, "image_size": 16, "batch_size": 64, "augment": "none"},  # digits: 1,438 + 359 images
     "localize": {"dataset_options": {"count": 48}},
 }
 INSTALLED = [t for t in TINY_RUNS if t in get_zoo().tasks]
@@ -34,21 +34,34 @@ def _offline(monkeypatch, tmp_path):
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))  # runtime="onnx" exports into the cache
 
 
-@pytest.fixture(scope="module", params=INSTALLED)
-def tiny_run(request, tmp_path_factory):
-    return tiny_train(request.param, tmp_path_factory.mktemp(request.param), **TINY_RUNS[request.param])
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """task -> its tiny run, trained once for the whole module."""
+    runs = {}
+
+    def get(task):
+        if task not in runs:
+            runs[task] = tiny_train(task, tmp_path_factory.mktemp(task), **TINY_RUNS[task])
+        return runs[task]
+
+    return get
+
+
+@pytest.fixture(params=INSTALLED)
+def tiny_run(request, tiny_runs):
+    return tiny_runs(request.param)
+
+
+@pytest.fixture
+def classify_run(tiny_runs):
+    return tiny_runs("classify")
 
 
 @pytest.fixture(scope="module")
-def classify_run(tmp_path_factory):
-    return tiny_train("classify", tmp_path_factory.mktemp("classify"), **TINY_RUNS["classify"])
-
-
-@pytest.fixture(scope="module")
-def classify_onnx(classify_run, tmp_path_factory):
+def classify_onnx(tiny_runs, tmp_path_factory):
     """The classify run exported once through the CLI (into folders that do not exist yet)."""
     out = tmp_path_factory.mktemp("export") / "a" / "b" / "model.onnx"
-    res = cli("export", str(classify_run.dir), "--format", "onnx", "-o", str(out), "--opset", "18")
+    res = cli("export", str(tiny_runs("classify").dir), "--format", "onnx", "-o", str(out), "--opset", "18")
     assert res.exit_code == 0, res.output
     return out, res.stdout
 

@@ -166,7 +166,7 @@ def test_list_json_shows_every_component():
         "losses": ["cross-entropy", "bce"], "tasks": ["classify"]}
     builtin = plugins["builtin"]["components"]
     assert {"cnn2", "lenet", "linear", "mlp", "cnn1", "timm", "torchvision"} <= set(builtin["backbones"])
-    assert set(builtin["exporters"]) == {"onnx", "torchscript"}
+    assert set(builtin["exporters"]) == {"onnx", "onnx-int8", "torchscript", "safetensors"}
     families = {c["name"]: c for c in data["components"]["backbones"]}
     assert families["timm"]["models"] > 500 and families["torchvision"]["models"] > 20
     assert all("available" in m for m in data["known_models"])
