@@ -532,7 +532,7 @@ def test_a_datasets_batch_sampler_makes_the_training_batches(contract_plugin, tm
     (["--batch-size", "0"], "--batch-size must be >= 1"),
     (["--lr", "-1"], "--lr must be > 0"),
     (["--lr", "0"], "--lr must be > 0"),
-    (["--val-fraction", "1.5"], "--val-fraction must be > 0 and <= 1"),
+    (["--val-fraction", "1.5"], "--val-fraction must be > 0 and < 1"),
     (["--set", "lr=nan"], "'lr' must be a finite number"),
     (["--set", "epochs=2.5"], "'epochs' must be an integer"),
     (["--set", "optimizer=adam"], "'optimizer' must be one of adamw, sgd"),

@@ -60,7 +60,7 @@ KILL_POINTS = [
     ("published-metrics@1", "between metrics and config"),
     ("rename:config.json#3", "epoch 1's config written, not renamed"),
     ("batch@2", "in the second epoch (the backbone still frozen)"),
-    ("rename:best.safetensors#2", "epoch 2's best weights, not renamed"),
+    ("rename:best.safetensors#1", "epoch 1's best weights written, not renamed"),
     ("batch@3", "in the third epoch, after unfreezing"),
     ("publish@3", "the last epoch checkpointed, nothing published"),
     ("published-metrics@3", "the last epoch, before its config"),
