@@ -309,11 +309,13 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
     schedules = {name: make_schedule(opt, cfg, steps_per_epoch) for name, opt in optimizers.items()}
     scaler = machine.grad_scaler()
 
-    start_epoch, best, bad_epochs = 0, {}, 0
+    # `learned`: what the metrics fitted on validation at the best epoch (decision thresholds), saved with the model
+    start_epoch, best, bad_epochs, learned = 0, {}, 0, {}
     if resume is not None:
         artifacts.load_weights(model, run_dir / "last.safetensors")
         state = artifacts.load_state(run_dir / "last.state.pt")
         start_epoch, best, bad_epochs = state["epoch"], json.loads(state["best"]), state["bad_epochs"]
+        learned = json.loads(state.get("learned", "{}"))
         if cfg["mode"] == "staged" and start_epoch >= cfg["freeze_epochs"]:
             model.set_backbone_trainable(True)
         for name, opt in optimizers.items():
@@ -337,7 +339,7 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
     def save_config(status: str) -> None:
         write_config(run_dir, {
             "task": task_name, "status": status, "best": best, "primary_metric": primary, "primary_mode": mode,
-            "model": model_config(cfg, task, backbone, info),
+            "model": model_config(cfg, task, backbone, {**info, **learned}),
             "train": dict(cfg),
             "data": {"dataset": cfg["dataset"], "source": cfg["data"], "train": len(train_set),
                      "val": len(val_set), "skipped": len(data.skipped)},
@@ -348,7 +350,7 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
         artifacts.save_weights(model, run_dir / f"{name}.safetensors", {"task": task_name, "epoch": str(next_epoch)})
         if name == "last":
             artifacts.save_state(run_dir / "last.state.pt", {
-                "epoch": next_epoch, "best": json.dumps(best), "bad_epochs": bad_epochs,
+                "epoch": next_epoch, "best": json.dumps(best), "bad_epochs": bad_epochs, "learned": json.dumps(learned),
                 "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
                 "schedules": {n: s.state_dict() for n, s in schedules.items()}, "scaler": scaler.state_dict(),
                 "loss": loss_fn.state_dict() if isinstance(loss_fn, nn.Module) else {}})
@@ -415,7 +417,7 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
             value = record[primary]
             improved = not best or (value > best[primary] if mode == "max" else value < best[primary])
             if improved:
-                best, bad_epochs = {"epoch": epoch + 1, primary: value}, 0
+                best, bad_epochs, learned = {"epoch": epoch + 1, primary: value}, 0, val_metrics.learned_info()
                 save_checkpoint("best", epoch + 1)
                 val_metrics.report(run_dir)
             else:
