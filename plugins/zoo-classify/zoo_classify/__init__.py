@@ -34,7 +34,7 @@ def register_datasets(register):
     register(DatasetSpec("captcha", captcha_dataset, MULTILABEL,
                          "captchas drawn with the captcha package (seeded, cached): 4 characters x 36 symbols (embedded)",
                          recipe={"backbone": "text-cnn", "pretrained": False, "head": "linear", "mode": "finetune",
-                                 "backbone_lr_mult": 1.0, "augment": "none", "loss": "group-cross-entropy", "epochs": 10,
+                                 "backbone_lr_mult": 1.0, "augment": "none", "loss": "group-cross-entropy", "epochs": 8,
                                  "batch_size": 64, "lr": 3e-3}))
     register(DatasetSpec("multilabel-folder", multilabel_folder_dataset, MULTILABEL,
                          "DIR/<label>/<image>: an image name in several label folders has all those labels",
