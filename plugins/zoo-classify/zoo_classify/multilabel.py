@@ -144,13 +144,14 @@ class MultiLabelMetrics(Metrics):
             return []
         probs, truth = self._all()
         tp, fp, fn = f1_scores(decide(probs, self.thresholds, self.groups), truth)
+        grouped = {int(i) for idx in self.groups for i in idx}  # decided by argmax: no threshold applies
         rows = []
         for j, name in enumerate(self.classes):
             support = int(truth[:, j].sum())
             precision = float(tp[j] / (tp[j] + fp[j]).clamp(min=1))
             recall = float(tp[j] / max(1, support))
             rows.append({"label": name, "ap": round(average_precision(probs[:, j], truth[:, j]), 4) if support else None,
-                         "threshold": round(float(self.thresholds[j]), 4), "precision": round(precision, 4),
+                         "threshold": None if j in grouped else round(float(self.thresholds[j]), 4), "precision": round(precision, 4),
                          "recall": round(recall, 4), "f1": round(float(2 * tp[j] / (2 * tp[j] + fp[j] + fn[j]).clamp(min=1)), 4),
                          "support": support})
         return rows
@@ -163,7 +164,8 @@ class MultiLabelMetrics(Metrics):
         lines = [f"{'label':<{width}}  threshold     AP  precision  recall     f1  support"]
         for r in self.per_label():
             ap = f"{r['ap']:5.3f}" if r["ap"] is not None else "    -"
-            lines.append(f"{r['label']:<{width}}  {r['threshold']:9.2f}  {ap}  {r['precision']:9.3f}  {r['recall']:6.3f}"
+            threshold = f"{r['threshold']:9.2f}" if r["threshold"] is not None else "   argmax"
+            lines.append(f"{r['label']:<{width}}  {threshold}  {ap}  {r['precision']:9.3f}  {r['recall']:6.3f}"
                          f"  {r['f1']:5.3f}  {r['support']:7d}")
         return "\n".join(lines)
 
