@@ -165,6 +165,20 @@ def test_a_label_the_model_does_not_know_is_refused_at_eval(tmp_path):
     assert "other.csv:3: label 'yellow' is not in this model's labels" in err
 
 
+def test_resume_keeps_the_thresholds_of_the_best_epoch(tmp_path):
+    from zoo_core import train
+
+    out = tmp_path / "run"
+    train("multilabel", data=str(label_csv(tmp_path, 14)), out=str(out), backbone="cnn2", pretrained=False,
+          image_size=16, epochs=1, batch_size=8, workers=0, quiet=True, device="cpu")
+    first = json.loads((out / "config.json").read_text())["model"]["info"]["thresholds"]
+    train("multilabel", resume=str(out), epochs=2, quiet=True)
+    saved = json.loads((out / "config.json").read_text())
+    assert len(saved["model"]["info"]["thresholds"]) == 3
+    if saved["best"]["epoch"] == 1:  # not improved after resuming: the first epoch's thresholds still hold
+        assert saved["model"]["info"]["thresholds"] == first
+
+
 # ----------------------------------------------------------------------------------------- folders
 
 def test_label_folders_same_name_in_several_folders_means_several_labels(tmp_path):
