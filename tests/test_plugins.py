@@ -162,8 +162,10 @@ def test_list_json_shows_every_component():
     data = json.loads(res.stdout)
     plugins = {p["name"]: p for p in data["plugins"]}
     assert plugins["classify"]["components"] == {
-        "datasets": ["digits", "image-folder", "image-csv"], "heads": ["linear", "mlp"],
-        "losses": ["cross-entropy", "bce"], "tasks": ["classify"]}
+        "backbones": ["text-cnn"],
+        "datasets": ["digits", "image-folder", "image-csv", "captcha", "multilabel-folder", "multilabel-csv"],
+        "heads": ["linear", "mlp"], "losses": ["cross-entropy", "bce", "group-cross-entropy"],
+        "tasks": ["classify", "multilabel"]}
     builtin = plugins["builtin"]["components"]
     assert {"cnn2", "lenet", "linear", "mlp", "cnn1", "timm", "torchvision"} <= set(builtin["backbones"])
     assert set(builtin["exporters"]) == {"onnx", "onnx-int8", "torchscript", "safetensors"}

@@ -211,6 +211,12 @@ class Metrics(ABC):
         """Write plots or tables for the last compute() into run_dir; return the files written."""
         return []
 
+    def learned_info(self) -> dict[str, Any]:
+        """What the last compute() fitted on this data that the model needs to be used (decision
+        thresholds tuned on validation). The trainer saves it from the best epoch into the run's info,
+        so prediction, evaluation, export and pushed models use it; the next metrics get it in `info`."""
+        return {}
+
 
 # --------------------------------------------------------------------------------------- predictions
 
@@ -353,11 +359,12 @@ class BackboneSpec:
 class HeadSpec:
     """A head: factory(backbone, info, **options) -> nn.Module, taking the backbone's pooled features
     (input="pooled", width backbone.num_features) or its pyramid (input="pyramid", levels in
-    backbone.feature_info) and producing outputs of kind `output`."""
+    backbone.feature_info) and producing outputs of kind `output`, or of any of several kinds when the
+    same tensor serves several tasks (one logit per class: single- and multi-label classification)."""
 
     name: str
     factory: Callable[..., nn.Module]
-    output: str
+    output: str | tuple[str, ...]
     input: Literal["pooled", "pyramid"] = "pooled"
     description: str = ""
 

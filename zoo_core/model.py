@@ -48,19 +48,20 @@ class ZooModel(nn.Module):
 def check_compatible(zoo, task: Task, head: str, loss: str | None, dataset: str | None = None) -> None:
     """A head, loss and dataset that fit the task's output kind, or a one-line error naming both
     components and the ones that would fit; checked before any data is read."""
-    from .registry import PLURAL
+    from .registry import PLURAL, outputs_match
 
     def fitting(kind: str) -> str:
         names = [c.name for c in zoo.registries[kind].matching(task.output)]
         return f"; {PLURAL[kind]} for it: {', '.join(names)}" if names else ""
 
-    h = zoo.heads.get(head).spec
-    if h.output != task.output:
-        raise ZooError(f"head '{head}' produces '{h.output}' but task '{task.name}' needs '{task.output}'{fitting('head')}")
+    component = zoo.heads.get(head)
+    if not outputs_match(component, task.output):
+        made = component.spec.output if isinstance(component.spec.output, str) else "' or '".join(component.spec.output)
+        raise ZooError(f"head '{head}' produces '{made}' but task '{task.name}' needs '{task.output}'{fitting('head')}")
     if loss is not None:
         spec = zoo.losses.get(loss).spec
         if not any(_match(task.output, p) for p in spec.accepts):
-            raise ZooError(f"loss '{loss}' accepts {', '.join(repr(a) for a in spec.accepts)}, not the '{h.output}' "
+            raise ZooError(f"loss '{loss}' accepts {', '.join(repr(a) for a in spec.accepts)}, not the '{task.output}' "
                            f"that head '{head}' produces for task '{task.name}'{fitting('loss')}")
     if dataset is not None:
         spec = zoo.datasets.get(dataset).spec

@@ -205,6 +205,8 @@ def outputs_match(component: Component, output: str) -> bool:
     spec = component.spec
     if isinstance(spec, LossSpec):
         return any(fnmatch.fnmatch(output, pattern) for pattern in spec.accepts)
-    if isinstance(spec, (HeadSpec, DatasetSpec)):
+    if isinstance(spec, HeadSpec):
+        return output in ((spec.output,) if isinstance(spec.output, str) else spec.output)
+    if isinstance(spec, DatasetSpec):
         return spec.output == output
     return True

@@ -389,7 +389,8 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
 
     # frozen/staged start with the backbone frozen; resuming picks the state back up below
     model.set_backbone_trainable(cfg["mode"] == "finetune")
-    start_epoch, best, bad_epochs, rows = 0, {}, 0, []
+    # `learned`: what the metrics fitted on validation at the best epoch (decision thresholds), saved with the model
+    start_epoch, best, bad_epochs, rows, learned = 0, {}, 0, [], {}
     if state is not None:  # the weights first: cached features are computed with them
         try:
             model.load_state_dict({k: v.to(machine.device) for k, v in state["model"].items()})
@@ -397,6 +398,7 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
             raise ZooError(f"--resume {run_dir}: {STATE_FILE} does not fit the network config.json describes "
                            f"({str(e).splitlines()[0][:150]}); one of them was changed: start a new run with --out NEW_DIR") from None
         start_epoch, best, bad_epochs, rows = state["epoch"], state["best"], state["bad_epochs"], state["metrics"]
+        learned = json.loads(state.get("learned", "{}"))
         if cfg["mode"] == "staged" and start_epoch >= cfg["freeze_epochs"]:
             model.set_backbone_trainable(True)
         # A run killed after its last checkpoint but before it said so only has its files republished.
@@ -453,14 +455,16 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     log(f"model: {cfg['backbone']} ({backbone.pretrained_source}) + {cfg['head']} head, {total:,} parameters, "
         f"{trainable:,} trainable; mode {cfg['mode']}; {machine.describe()}; run dir {run_dir}")
 
-    committed = {"epoch": start_epoch, "best": dict(best)}  # what the checkpoint on disk holds
-    model_section = model_config(cfg, task, backbone, info)
+    committed = {"epoch": start_epoch, "best": dict(best), "learned": dict(learned)}  # what the checkpoint on disk holds
+
+    def model_section() -> dict[str, Any]:
+        return model_config(cfg, task, backbone, {**info, **committed["learned"]})
 
     def save_config(status: str) -> None:
         write_config(run_dir, {
             "task": task_name, "status": status, "best": committed["best"], "epochs_done": committed["epoch"],
             "primary_metric": primary, "primary_mode": mode,
-            "model": model_section,
+            "model": model_section(),
             "train": dict(cfg),
             "data": {"dataset": cfg["dataset"], "source": cfg["data"], "train": len(train_set),
                      "val": len(val_set), "skipped": len(data.skipped)},
@@ -471,16 +475,16 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         """The checkpoint: one file, renamed into place whole (see rundir.py)."""
         artifacts.save_state(run_dir / STATE_FILE, {
             "format": CHECKPOINT_FORMAT, "epoch": epochs_done, "best": json.dumps(best), "bad_epochs": bad_epochs,
-            "metrics": json.dumps(rows), "model": model.state_dict(),
+            "metrics": json.dumps(rows), "learned": json.dumps(learned), "model": model.state_dict(),
             "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
             "schedules": {n: s.state_dict() for n, s in schedules.items()}, "scaler": scaler.state_dict(),
             "loss": loss_fn.state_dict() if isinstance(loss_fn, nn.Module) else {}})
-        committed.update(epoch=epochs_done, best=dict(best))
+        committed.update(epoch=epochs_done, best=dict(best), learned=dict(learned))
 
     def publish(status: str) -> None:
         """The files derived from the checkpoint; a kill between them is repaired by --resume."""
         epochs_done = committed["epoch"]
-        metadata = {"task": task_name, "epoch": str(epochs_done), "model_digest": model_digest(model_section)}
+        metadata = {"task": task_name, "epoch": str(epochs_done), "model_digest": model_digest(model_section())}
         artifacts.save_weights(model, run_dir / "last.safetensors", metadata)
         artifacts.kill_point(f"published-last@{epochs_done}")
         if committed["best"] and committed["best"]["epoch"] == epochs_done:
@@ -571,7 +575,7 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
             value = record[primary]
             improved = not best or (value > best[primary] if mode == "max" else value < best[primary])
             if improved:
-                best, bad_epochs = {"epoch": epoch + 1, primary: value}, 0
+                best, bad_epochs, learned = {"epoch": epoch + 1, primary: value}, 0, val_metrics.learned_info()
             else:
                 bad_epochs += 1
             rows.append(record)

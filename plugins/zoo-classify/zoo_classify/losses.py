@@ -25,6 +25,10 @@ class BinaryCrossEntropy(nn.Module):
 
 
 def bce_loss(info: dict[str, Any]) -> nn.Module:
+    if info.get("multi_label"):
+        from .multilabel import MultiLabelBCE
+
+        return MultiLabelBCE()
     if len(info["classes"]) != 2:
         raise ZooError(f"loss 'bce' is for two classes and this data has {len(info['classes'])}; use --loss cross-entropy")
     return BinaryCrossEntropy()
