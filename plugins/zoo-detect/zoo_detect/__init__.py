@@ -37,7 +37,7 @@ def register_tasks(register):
 
 @hookimpl
 def register_datasets(register):
-    register(DatasetSpec("scenes", scenes_dataset, DENSE,
+    register(DatasetSpec("detect-scenes", scenes_dataset, DENSE,
                          "generated scenes: 1-3 crops of real photos (cat, coffee, astronaut) cut to shapes and pasted on "
                          "grey or textured canvases, 160-320 px (embedded; options: count, min_size, max_size, max_objects)",
                          recipe=scenes_recipe()))
