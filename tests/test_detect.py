@@ -112,7 +112,7 @@ def test_the_plugin_is_found_through_its_entry_point():
     zoo = get_zoo()
     assert next(p for p in zoo.plugins if p.name == "detect").error is None
     assert zoo.tasks.get("detect").plugin == "detect"
-    for kind, names in (("dataset", ["scenes", "coco", "yolo", "voc"]), ("head", ["fcos", "grid"]), ("loss", ["fcos", "grid"])):
+    for kind, names in (("dataset", ["detect-scenes", "coco", "yolo", "voc"]), ("head", ["fcos", "grid"]), ("loss", ["fcos", "grid"])):
         for name in names:
             assert zoo.registries[kind].get(name).plugin == "detect"
 

@@ -16,7 +16,7 @@ from .task import DetectionPrediction, DetectTask  # noqa: F401
 # the zoo-efficientnet-lite plugin: a ResNet-18 from scratch, everything trained (slow on a CPU).
 PRETRAINED_RECIPE = {"backbone": "efficientnet_lite0", "pretrained": True, "image_size": 224, "head": "fcos",
                      "head_options": {"channels": 64, "num_convs": 1},
-                     "loss": "fcos", "mode": "frozen", "cache_features": True, "epochs": 24, "batch_size": 16,
+                     "loss": "fcos", "mode": "frozen", "cache_features": True, "epochs": 12, "batch_size": 16,
                      "lr": 2e-3, "weight_decay": 1e-4, "clip_grad": 10.0, "augment": "none"}
 SCRATCH_RECIPE = {"backbone": "resnet18", "pretrained": False, "image_size": 256, "head": "fcos", "loss": "fcos",
                   "mode": "finetune", "backbone_lr_mult": 1.0, "epochs": 40, "batch_size": 16, "lr": 1e-3,
@@ -37,7 +37,7 @@ def register_tasks(register):
 
 @hookimpl
 def register_datasets(register):
-    register(DatasetSpec("scenes", scenes_dataset, DENSE,
+    register(DatasetSpec("detect-scenes", scenes_dataset, DENSE,
                          "generated scenes: 1-3 crops of real photos (cat, coffee, astronaut) cut to shapes and pasted on "
                          "grey or textured canvases, 160-320 px (embedded; options: count, min_size, max_size, max_objects)",
                          recipe=scenes_recipe()))

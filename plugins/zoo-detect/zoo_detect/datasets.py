@@ -118,7 +118,7 @@ def scenes_dataset(source: str | None, *, data_config, seed: int, val_fraction: 
     the classes cat, coffee and astronaut, cut to ellipses, rectangles or polygons, pasted without
     overlap on grey or brick/grass/gravel canvases of 160-320 px, mostly non-square."""
     if count < 2 or max_objects < 1 or not 32 <= min_size <= max_size <= 2048:
-        raise ZooError(f"dataset 'scenes': need count >= 2, max_objects >= 1, 32 <= min_size <= max_size <= 2048; "
+        raise ZooError(f"dataset 'detect-scenes': need count >= 2, max_objects >= 1, 32 <= min_size <= max_size <= 2048; "
                        f"got {count}, {max_objects}, {min_size}, {max_size}")
     classes = list(SCENE_CLASSES)
     scenes = generate_scenes(count, seed, classes, objects=(1, max_objects), min_size=min_size, max_size=max_size)
