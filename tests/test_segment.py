@@ -108,7 +108,7 @@ def test_the_plugin_is_found_and_registers_its_components():
     zoo = get_zoo()
     assert next(p for p in zoo.plugins if p.name == "segment").error is None
     for registry, name in (("head", "unet"), ("head", "lraspp"), ("loss", "pixel-ce"), ("loss", "dice"),
-                           ("loss", "ce-dice"), ("dataset", "scenes"), ("dataset", "mask-folder"),
+                           ("loss", "ce-dice"), ("dataset", "scene-masks"), ("dataset", "mask-folder"),
                            ("dataset", "coco-masks")):
         assert zoo.registries[registry].get(name).plugin == "segment"
 

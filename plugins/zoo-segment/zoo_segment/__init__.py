@@ -35,7 +35,7 @@ def register_tasks(register):
 
 @hookimpl
 def register_datasets(register):
-    register(DatasetSpec("scenes", scenes_dataset, MASK,
+    register(DatasetSpec("scene-masks", scenes_dataset, MASK,
                          "generated scenes: crops of real scikit-image photos (cat, coffee, astronaut) cut to shapes on "
                          "grey and textured canvases, exact masks (embedded; options: count, min_size, max_size)",
                          recipe=scenes_recipe()))

@@ -89,9 +89,9 @@ def scenes_dataset(source: str | None, *, data_config: DataConfig, seed: int, va
     """zoo_core's generated scenes: 1-3 crops of real photos (cat, coffee, astronaut) cut to ellipses,
     rectangles and polygons on grey or textured canvases; their masks are exact by construction."""
     if count < 2:
-        raise ZooError(f"dataset 'scenes' option count must be >= 2, got {count}")
+        raise ZooError(f"dataset 'scene-masks' option count must be >= 2, got {count}")
     if not 32 <= min_size <= max_size <= 2048:
-        raise ZooError(f"dataset 'scenes': need 32 <= min_size <= max_size <= 2048, got {min_size}, {max_size}")
+        raise ZooError(f"dataset 'scene-masks': need 32 <= min_size <= max_size <= 2048, got {min_size}, {max_size}")
     scenes = generate_scenes(count, seed, min_size=min_size, max_size=max_size)
     classes = ["background", *SCENE_CLASSES]
     items = [(s.image, partial(np.asarray, s.mask), f"scene-{i:04d}") for i, s in enumerate(scenes)]
