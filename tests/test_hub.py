@@ -191,10 +191,10 @@ def test_incompatible_configs_say_what_to_do(hub, tmp_path, classify_run):  # no
     newer = {**config, "format": "zoo-model/99", "zoo_version": "9.0"}
     hub.commit("tester/newer", {"model.safetensors": weights, "config.json": json.dumps(newer).encode()})
     assert "newer zoo" in one_line_error(zoo("pull", "tester/newer"))
-    other = {**config, "format": "zoo-model/1", "model": {**config["model"], "task": "segment"},
-             "plugin": {"distribution": "zoo-segment", "requires": "zoo-segment>=0.1"}}
+    other = {**config, "format": "zoo-model/1", "model": {**config["model"], "task": "deblur"},
+             "plugin": {"distribution": "zoo-deblur", "requires": "zoo-deblur>=0.1"}}
     hub.commit("tester/other", {"model.safetensors": weights, "config.json": json.dumps(other).encode()})
-    assert "pip install 'zoo-segment>=0.1'" in one_line_error(zoo("pull", "tester/other"))
+    assert "pip install 'zoo-deblur>=0.1'" in one_line_error(zoo("pull", "tester/other"))
 
 
 def test_train_from_a_pushed_backbone(hub, tmp_path, classify_run, image_folder):  # noqa: F811
