@@ -259,15 +259,12 @@ def test_bad_flags_are_one_line_errors(runs, tmp_path):
     assert "--max-batch" in one_line_error(zoo("serve", str(runs["classify"]), "--max-batch", "0"))
 
 
-def test_runtime_onnx_is_a_predictor_option(runs):
-    import inspect
-
-    from zoo_core.api import load_target
-
-    if "runtime" in inspect.signature(load_target).parameters:
-        pytest.skip("this zoo-core predicts with ONNX: tests/test_serve.py's HTTP tests cover it through load_predictor")
-    message = one_line_error(zoo("serve", str(runs["classify"]), "--runtime", "onnx", "--port", "0"))
-    assert "--runtime onnx needs" in message
+def test_runtime_onnx_serves_what_zoo_predict_runtime_onnx_prints(runs, files):
+    expected = cli_predictions(str(runs["classify"]), files, "--runtime", "onnx")
+    predictor = load_predictor(str(runs["classify"]), runtime="onnx", device="cpu")
+    with BackgroundServer(predictor, runs["classify"].name) as server:
+        answer = predict(server.url, [(p.name, p.read_bytes()) for p in files])
+        assert answer.status == 200 and answer.json() == expected
 
 
 def test_without_the_serve_extra_it_says_what_to_install(runs, monkeypatch):

@@ -15,7 +15,6 @@ without the `serve` extra says what to install.
 
 from __future__ import annotations
 
-import inspect
 import ipaddress
 import socket
 import sys
@@ -40,16 +39,10 @@ def _require_extra():
 
 
 def load_predictor(target: str, runtime: str = "torch", device: str = "auto"):
-    """The Predictor for a run, hf-hub:ID or backbone; the runtime is just an option of the predictor API,
-    passed on where zoo's predictor has it (the ONNX runtime comes with `zoo predict --runtime onnx`)."""
+    """The Predictor for a run, hf-hub:ID or backbone: the same as `zoo predict --runtime RUNTIME` uses."""
     from ..api import load_target
 
-    if runtime != "torch":
-        if "runtime" not in inspect.signature(load_target).parameters:
-            raise ZooError(f"--runtime {runtime} needs zoo's ONNX runtime for predictions (zoo predict --runtime onnx), "
-                           "which this zoo-core does not have yet; use --runtime torch")
-        return load_target(target, device=device, runtime=runtime)
-    return load_target(target, device=device)
+    return load_target(target, device=device, runtime=runtime)
 
 
 def model_name(target: str) -> str:
