@@ -7,7 +7,8 @@ Contract (components.py):  hookimpl, Task, Metrics, Prediction, StepOutput, Batc
                            DatasetSpec, BackboneSpec, HeadSpec, LossSpec, ExporterSpec, Setting, ZooError
 Data (data.py):            load_image, open_image, find_images, scan_images, check_listed_images, read_csv,
                            resolve_path, PATH_COLUMNS, stratified_split, random_split, skipped_example
-Transforms (transforms.py): Preprocess, Augment, Geometry, image_transforms, collate_samples, to_sample
+Transforms (transforms.py): Preprocess, Augment, Geometry, image_transforms, collate_samples, to_sample,
+                           input_to_image
 Pictures (draw.py, plots.py): draw_caption, draw_boxes, draw_points, draw_mask, image_grid, color,
                            plot_confusion_matrix
 Scenes (scenes.py):        generate_scenes, Scene, SCENE_CLASSES, textured_canvas, photo_crop, shape_mask,
@@ -28,7 +29,8 @@ _LAZY = {
     "TimmModelBackbone": "backbones",
     **dict.fromkeys(["load_image", "open_image", "find_images", "scan_images", "check_listed_images", "read_csv",
                      "resolve_path", "PATH_COLUMNS", "stratified_split", "random_split", "skipped_example"], "data"),
-    **dict.fromkeys(["Preprocess", "Augment", "Geometry", "image_transforms", "collate_samples", "to_sample"], "transforms"),
+    **dict.fromkeys(["Preprocess", "Augment", "Geometry", "image_transforms", "collate_samples", "to_sample",
+                     "input_to_image"], "transforms"),
     **dict.fromkeys(["draw_caption", "draw_boxes", "draw_points", "draw_mask", "image_grid", "color"], "draw"),
     "plot_confusion_matrix": "plots",
     **dict.fromkeys(["generate_scenes", "Scene", "SCENE_CLASSES", "textured_canvas", "photo_crop", "shape_mask",

@@ -129,6 +129,17 @@ class Preprocess:
         return sample
 
 
+def input_to_image(image: torch.Tensor, data_config: DataConfig):
+    """A model input (C, H, W), normalised as `data_config` says, back to the PIL image it was made from:
+    what a task's report draws its validation pictures on."""
+    from PIL import Image
+
+    mean = torch.tensor(data_config.mean, dtype=torch.float32).view(-1, 1, 1)[: image.shape[0]]
+    std = torch.tensor(data_config.std, dtype=torch.float32).view(-1, 1, 1)[: image.shape[0]]
+    arr = ((image.detach().cpu().float() * std + mean) * 255).round().clamp(0, 255).byte()
+    return Image.fromarray(arr.permute(1, 2, 0).squeeze(-1).numpy())
+
+
 class Augment:
     """A train transform: v2 ops on the whole sample (targets move with the image), then Preprocess.
     The geometry of a random crop means nothing for training; it is set to None."""

@@ -12,14 +12,15 @@ from zoo_core import (
     Augment,
     Batch,
     DataConfig,
-    Preprocess,
     Prediction,
+    Preprocess,
     Setting,
     StepOutput,
     Task,
     ZooError,
     collate_samples,
     draw_boxes,
+    input_to_image,
 )
 
 from .boxes import DENSE, FIT, detections, location_scores
@@ -171,13 +172,7 @@ class DetectTask(Task):
                                 tuple(dc.input_size[1:]) if dc is not None else (320, 320))
 
     def _to_pil(self, image: torch.Tensor):
-        from PIL import Image
-
-        dc = self.data_config
-        mean = torch.tensor(dc.mean, dtype=torch.float32).view(-1, 1, 1)[: image.shape[0]]
-        std = torch.tensor(dc.std, dtype=torch.float32).view(-1, 1, 1)[: image.shape[0]]
-        arr = ((image.float() * std + mean) * 255).round().clamp(0, 255).byte()
-        return Image.fromarray(arr.permute(1, 2, 0).squeeze(-1).numpy())
+        return input_to_image(image, self.data_config)
 
     def predict(self, outputs: Any, geometry, info: dict[str, Any], score_threshold: float = 0.3,
                 iou_threshold: float = 0.5, max_detections: int = 100, **options: Any) -> list[DetectionPrediction]:

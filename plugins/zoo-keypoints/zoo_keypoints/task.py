@@ -7,7 +7,18 @@ from typing import Any
 
 import torch
 from torch import nn
-from zoo_core import Augment, Batch, DataConfig, Preprocess, Prediction, StepOutput, Task, ZooError, collate_samples
+from zoo_core import (
+    Augment,
+    Batch,
+    DataConfig,
+    Prediction,
+    Preprocess,
+    StepOutput,
+    Task,
+    ZooError,
+    collate_samples,
+    input_to_image,
+)
 
 from .augment import augment_ops
 from .draw import draw_landmarks
@@ -122,13 +133,7 @@ class KeypointsTask(Task):
         return KeypointMetrics(info, size, self._to_pil if self.data_config is not None else None)
 
     def _to_pil(self, image: torch.Tensor):
-        from PIL import Image
-
-        dc = self.data_config
-        mean = torch.tensor(dc.mean, dtype=torch.float32).view(-1, 1, 1)[: image.shape[0]]
-        std = torch.tensor(dc.std, dtype=torch.float32).view(-1, 1, 1)[: image.shape[0]]
-        arr = ((image.float() * std + mean) * 255).round().clamp(0, 255).byte()
-        return Image.fromarray(arr.permute(1, 2, 0).squeeze(-1).numpy())
+        return input_to_image(image, self.data_config)
 
     def predict(self, outputs: Any, geometry, info: dict[str, Any], **options: Any) -> list[PointsPrediction]:
         points, _, _ = split_outputs(outputs)

@@ -8,7 +8,19 @@ from typing import Any
 import torch
 from torch import nn
 from torchvision.transforms import v2 as T
-from zoo_core import Augment, Batch, DataConfig, Preprocess, Prediction, StepOutput, Task, ZooError, collate_samples, draw_boxes
+from zoo_core import (
+    Augment,
+    Batch,
+    DataConfig,
+    Prediction,
+    Preprocess,
+    StepOutput,
+    Task,
+    ZooError,
+    collate_samples,
+    draw_boxes,
+    input_to_image,
+)
 
 from .boxes import BOX, FIT, ordered
 from .metrics import BoxMetrics, split_outputs
@@ -102,13 +114,7 @@ class LocalizeTask(Task):
         return BoxMetrics(info, self._to_pil if self.data_config is not None else None)
 
     def _to_pil(self, image: torch.Tensor):
-        from PIL import Image
-
-        dc = self.data_config
-        mean = torch.tensor(dc.mean, dtype=torch.float32).view(-1, 1, 1)[: image.shape[0]]
-        std = torch.tensor(dc.std, dtype=torch.float32).view(-1, 1, 1)[: image.shape[0]]
-        arr = ((image.float() * std + mean) * 255).round().clamp(0, 255).byte()
-        return Image.fromarray(arr.permute(1, 2, 0).squeeze(-1).numpy())
+        return input_to_image(image, self.data_config)
 
     def predict(self, outputs: Any, geometry, info: dict[str, Any], **options: Any) -> list[BoxPrediction]:
         boxes, _ = split_outputs(outputs)

@@ -25,6 +25,7 @@ from zoo_core import (
     collate_samples,
     draw_caption,
     draw_mask,
+    input_to_image,
 )
 
 from .masks import FIT, IGNORE, MASK, class_colors, targets
@@ -175,13 +176,7 @@ class SegmentTask(Task):
         return SegmentationMetrics(info, self._to_pil if self.data_config is not None else None)
 
     def _to_pil(self, image: torch.Tensor):
-        from PIL import Image
-
-        dc = self.data_config
-        mean = torch.tensor(dc.mean, dtype=torch.float32).view(-1, 1, 1)[: image.shape[0]]
-        std = torch.tensor(dc.std, dtype=torch.float32).view(-1, 1, 1)[: image.shape[0]]
-        arr = ((image.float() * std + mean) * 255).round().clamp(0, 255).byte()
-        return Image.fromarray(arr.permute(1, 2, 0).squeeze(-1).numpy())
+        return input_to_image(image, self.data_config)
 
     def predict(self, outputs: Any, geometry, info: dict[str, Any], masks: str | None = None,
                 **options: Any) -> list[MaskPrediction]:
