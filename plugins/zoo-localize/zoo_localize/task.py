@@ -83,8 +83,8 @@ class LocalizeTask(Task):
         looser than the object, so the target would lie. The box moves with the image and is clipped to
         it by torchvision (box_targets clips it to 0..1 again).
 
-        Built here rather than with image_transforms(), whose RandomAffine takes the backbone's
-        interpolation, and torchvision's affine refuses bicubic (efficientnet_lite0, most timm models)."""
+        Built here rather than with image_transforms(), whose light augmentation rotates. Bilinear warps:
+        torchvision's affine refuses bicubic (efficientnet_lite0, most timm models)."""
         self.data_config = data_config  # kept to undo the normalisation when the metrics draw the inputs
         eval_tf = Preprocess(data_config, self.fit)
         bilinear = T.InterpolationMode.BILINEAR
