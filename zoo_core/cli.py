@@ -680,5 +680,58 @@ def plugin_new(name: str, parent: str):
     click.echo(f"wrote {root}/; next: pip install -e {root} && zoo train {name.lower()}")
 
 
+# ---------------------------------------------------------------------------------------------- cache
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return "just now"
+
+
+@main.group()
+def cache():
+    """zoo's on-disk cache ($ZOO_CACHE, else ~/.cache/zoo): backbone features and decoded images,
+    reused across runs; bounded by the cache_disk_gb setting (least recently used files go first)."""
+
+
+@cache.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly
+def cache_list(as_json: bool):
+    """Entries: key, what they were computed for, images, size and last use."""
+    import time
+
+    from .cache import cache_root, entries
+    from .settings import BY_NAME
+
+    rows = entries()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    limit = BY_NAME["cache_disk_gb"].default
+    total = sum(r["bytes"] for r in rows)
+    click.echo(f"{cache_root()}: {len(rows)} entr{'y' if len(rows) == 1 else 'ies'}, {total / 2**20:.1f} MiB "
+               f"(limit cache_disk_gb={limit:g} GiB)")
+    if rows:
+        click.echo(f"{'key':<14} {'kind':<14} {'images':>6} {'MiB':>8}  {'last used':<12} what")
+    for r in sorted(rows, key=lambda r: -r["last_used"]):
+        click.echo(f"{r['key'][:12]:<14} {r['kind']:<14} {r['images']:>6} {r['bytes'] / 2**20:>8.1f}  "
+                   f"{_ago(time.time() - r['last_used']):<12} {r['what']}")
+
+
+@cache.command("clear")
+@click.argument("key", required=False)
+@click.option("--older-than", "older_than", type=click.FloatRange(min=0), metavar="DAYS",
+              help="Only what has not been used for this many days.")
+@friendly
+def cache_clear(key: str | None, older_than: float | None):
+    """Remove everything, the entry KEY (a prefix of it, or 'images'), or what is unused for --older-than DAYS."""
+    from .cache import clear
+
+    files, freed = clear(key, older_than)
+    click.echo(f"removed {files} file(s), {freed / 2**20:.1f} MiB")
+
+
 if __name__ == "__main__":
     main()

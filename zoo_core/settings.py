@@ -118,9 +118,10 @@ SETTINGS: tuple[Setting, ...] = (
       choices=("standard", "light", "none"), group="data"),
     S("val_fraction", float, 0.2, "Share held out for validation when the data has no val split.", min=0.0, max=1.0,
       min_exclusive=True, max_exclusive=True, group="data"),
-    S("cache_features", bool, False, "Frozen mode: compute backbone features once, then train only the head on them.",
+    S("cache_features", bool, False, "Frozen (and staged, until it unfreezes): backbone features computed once, kept "
+      "on disk, the head trained on them.",
       group="data"),
-    S("cache_limit_gb", float, 4.0, "Largest feature cache --cache-features may hold in memory (GiB).", min=0.0,
+    S("cache_limit_gb", float, 4.0, "Largest feature set --cache-features may hold in memory for a run (GiB).", min=0.0,
       min_exclusive=True, group="data", flag=False),
     # --- transfer learning
     S("mode", str, "staged", "frozen: head only; finetune: everything; staged: head first, then unfreeze.",
@@ -151,8 +152,20 @@ SETTINGS: tuple[Setting, ...] = (
     S("channels_last", bool, True, "channels_last memory format on CUDA.", group="machine"),
     S("workers", int, -1, "Data-loading processes (-1: auto).", min=-1, max=256, group="machine"),
     S("out", str, None, "Run directory (default runs/<task>-NNN).", nullable=True, group="machine"),
+    # --- caches and the CPU default (zoo_core/cache.py)
+    S("cache_disk_gb", float, 10.0, "Largest size of zoo's on-disk cache of features and decoded images ($ZOO_CACHE); "
+      "least recently used files are evicted beyond it; 0: nothing on disk.", min=0.0, group="data", flag=False),
+    S("image_cache", str, "auto", "Decoded-image cache: auto (memory up to image_cache_gb, then disk), memory, disk or off.",
+      choices=("auto", "memory", "disk", "off"), group="data"),
+    S("image_cache_gb", float, 2.0, "Memory the decoded-image cache may hold per process (GiB).", min=0.0, group="data",
+      flag=False),
+    S("cpu_recipe", bool, True, "On a CPU, train --data with a frozen backbone on cached features unless --mode or "
+      "--cache-features is given.", group="transfer"),
 )
 del S
+
+# What cpu_recipe sets on a CPU (zoo_core/cache.py: apply_cpu_recipe); the task's epochs stay.
+CPU_RECIPE = {"mode": "frozen", "cache_features": True}
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 COMPONENTS = ("dataset", "backbone", "head", "loss")  # each has an options table: [head] dropout = 0.3

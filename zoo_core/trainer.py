@@ -28,8 +28,9 @@ import torch
 from torch import nn
 
 from . import artifacts
+from .cache import DecodedImages, FeatureCollate, apply_cpu_recipe, cache_features, precompute_features  # noqa: F401
 from .backbones import count_parameters, load_weights_into, read_state_dict
-from .components import Batch, DataSplits, Metrics, Task, detach
+from .components import DataSplits, Metrics, Task, detach
 from .config import load_toml, merge, normalise
 from .device import Machine
 from .errors import ZooError
@@ -150,8 +151,10 @@ def _fmt(record: dict[str, Any]) -> str:
 DATA_SETTINGS = {"augment", "val_fraction", "dataset_options"}
 
 
-def resolve_config(task: Task, zoo, file_layer: dict, flag_layer: dict) -> dict[str, Any]:
-    """Layer the configuration; the dataset (hence its recipe) is known only once data is known."""
+def resolve_config(task: Task, zoo, file_layer: dict, flag_layer: dict, log=None) -> dict[str, Any]:
+    """Layer the configuration; the dataset (hence its recipe) is known only once data is known.
+    On a CPU, your own data trains frozen on cached features unless a layer above the task's chose
+    otherwise (cache.apply_cpu_recipe says so in the log)."""
     # The task's "dataset" is its embedded default, used only when no --data is given.
     task_layer = normalise({k: v for k, v in task.defaults.items() if k != "dataset"}, f"task '{task.name}' defaults")
     pre = merge(task_layer, file_layer, flag_layer)
@@ -164,6 +167,7 @@ def resolve_config(task: Task, zoo, file_layer: dict, flag_layer: dict) -> dict[
         recipe = {k: v for k, v in recipe.items() if k in DATA_SETTINGS}
     cfg = merge(task_layer, recipe, file_layer, flag_layer)
     cfg["dataset"] = dataset
+    apply_cpu_recipe(cfg, set(recipe) | set(file_layer) | set(flag_layer), log)
     for key in ("backbone", "head", "loss"):
         if not cfg[key]:
             raise ZooError(f"task '{task.name}' names no default {key}: pass --{key} NAME (zoo list shows them)")
@@ -200,8 +204,9 @@ def load_data(zoo, task: Task, cfg: dict[str, Any], data_config, log, reference_
             + ", ".join(Path(p).name for p, _ in data.skipped[:10]) + (" ..." if len(data.skipped) > 10 else ""))
     train_tf, eval_tf = task.transforms(data_config, cfg["augment"])
     channels = data_config.channels
-    data.train = SampleDataset(data.train, train_tf, channels)
-    data.val = SampleDataset(data.val, eval_tf, channels)
+    images = DecodedImages.for_run(cfg, data_config)  # image files decoded once, for every epoch (cache.py)
+    data.train = SampleDataset(data.train, train_tf, channels, images)
+    data.val = SampleDataset(data.val, eval_tf, channels, images)
     return data
 
 
@@ -338,7 +343,7 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         state = read_checkpoint(run_dir)
     task: Task = zoo.tasks.create(task_name)
     if resume is None:
-        cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer)
+        cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer, log)
         run_dir = Path(cfg["out"]) if cfg["out"] else next_run_dir(task_name)
         if run_dir.exists() and not run_dir.is_dir():
             raise ZooError(f"--out {run_dir}: a file, not a directory; pick another path")
@@ -348,9 +353,11 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     for kind in ("dataset", "head", "loss"):  # a mistyped option is an error before any data is read
         zoo.registries[kind].get(cfg[kind]).check_options(cfg[f"{kind}_options"])
     if cfg["cache_features"]:
-        if cfg["mode"] != "frozen":
-            raise ZooError("--cache-features needs --mode frozen: features can be computed once only if the backbone never changes")
-        cfg["augment"] = "none"  # each image's features are computed once, so there is no augmentation
+        if cfg["mode"] == "finetune":
+            raise ZooError("--cache-features needs --mode frozen or staged: features can be computed once only while "
+                           "the backbone is frozen")
+        if cfg["mode"] == "frozen":
+            cfg["augment"] = "none"  # each image's features are computed once, so there is no augmentation
 
     seed_everything(cfg["seed"])
     machine = Machine.from_config(cfg)
@@ -411,14 +418,10 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
                            f", but the checkpoint's best epoch is {best['epoch']}: restore it, or start a new run with --out NEW_DIR")
     collate = task.collate
     train_set, val_set = data.train, data.val
-    if cfg["cache_features"]:
-        limit = cfg["cache_limit_gb"]
-        train_set, val_set = (precompute_features(model, task, d, cfg, machine, data, limit, len(data.train) + len(data.val))
-                              for d in (data.train, data.val))
-        model.inputs_are_features = True
+    images = data  # staged with cached features: the images the full model trains on once it unfreezes
+    if cfg["cache_features"] and not (cfg["mode"] == "staged" and start_epoch >= cfg["freeze_epochs"]):
+        train_set, val_set, data = cache_features(model, task, data, cfg, machine, log)
         collate = FeatureCollate(task)
-        data = DataSplits(train_set, val_set, data.info, data.skipped, data.description + ", backbone features cached",
-                          in_memory=True, batch_sampler=data.batch_sampler)
     train_loader = data_loader(train_set, cfg, machine, data, collate, shuffle=True)
     val_loader = data_loader(val_set, cfg, machine, data, collate, shuffle=False)
     steps_per_epoch = math.ceil(len(train_loader) / cfg["accum_steps"])
@@ -514,7 +517,12 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
             t_epoch = time.time()
             if cfg["mode"] == "staged" and epoch == cfg["freeze_epochs"]:
                 model.set_backbone_trainable(True)
-                log(f"epoch {epoch + 1}: backbone unfrozen (lr x{cfg['backbone_lr_mult']})")
+                if model.inputs_are_features:  # the frozen phase trained on cached features; now images go through
+                    model.inputs_are_features = False
+                    train_loader = data_loader(images.train, cfg, machine, images, task.collate, shuffle=True)
+                    val_loader = data_loader(images.val, cfg, machine, images, task.collate, shuffle=False)
+                log(f"epoch {epoch + 1}: backbone unfrozen (lr x{cfg['backbone_lr_mult']})"
+                    + (", images through the whole model from now on" if images is not data else ""))
             # Seeding per epoch (shuffle order, augmentation, dropout) lets a resumed run continue as the
             # uninterrupted one would.
             torch.manual_seed(_epoch_seed(cfg["seed"], epoch))
@@ -630,47 +638,3 @@ def _try_save_config(save_config, status: str) -> None:
         save_config(status)
     except Exception:
         pass
-
-
-# ---------------------------------------------------------------------------------- cached features
-
-class FeatureCollate:
-    """Batches of cached samples: the task collates targets and geometry as usual, the inputs are the
-    stacked features (a tensor, or one tensor per pyramid level)."""
-
-    def __init__(self, task: Task):
-        self.task = task
-
-    def __call__(self, samples: list[dict[str, Any]]) -> Batch:
-        features = [s["image"] for s in samples]
-        batch = self.task.collate([{**s, "image": torch.empty(0)} for s in samples])
-        batch.inputs = (torch.stack(features) if isinstance(features[0], torch.Tensor)
-                        else [torch.stack(level) for level in zip(*features)])
-        return batch
-
-
-@torch.no_grad()
-def precompute_features(model: ZooModel, task: Task, dataset, cfg, machine: Machine, data: DataSplits,
-                        limit_gb: float, total_images: int) -> list[dict[str, Any]]:
-    """What the head consumes (pooled features or the pyramid), once per image: a frozen backbone gives
-    the same features every epoch, so the epochs after that cost only the head (the textbook's
-    "features + linear"). Refuses, before filling memory, when the cache would not fit `limit_gb`."""
-    from tqdm import tqdm
-
-    model.eval()
-    loader = data_loader(dataset, cfg, machine, data, lambda s: (s, task.collate(s)), shuffle=False)
-    samples: list[dict[str, Any]] = []
-    for raw, batch in tqdm(loader, desc="caching backbone features", unit="batch", disable=None, leave=False):
-        with machine.autocast():
-            features = model.features(batch.inputs.to(machine.device, non_blocking=True))
-        per_image = (list(features.float().cpu()) if isinstance(features, torch.Tensor)
-                     else list(zip(*(level.float().cpu() for level in features))))
-        if not samples:
-            size = sum(t.numel() for t in (per_image[0] if isinstance(per_image[0], tuple) else [per_image[0]])) * 4
-            needed = size * total_images / 2**30
-            if needed > limit_gb:
-                raise ZooError(f"--cache-features would hold {needed:.1f} GiB of features ({size / 2**20:.2f} MiB per image, "
-                               f"{total_images} images), over cache_limit_gb={limit_gb:g}; use a smaller --image-size, "
-                               "raise it with --set cache_limit_gb=N, or train without --cache-features")
-        samples += [{**{k: v for k, v in s.items() if k != "image"}, "image": f} for s, f in zip(raw, per_image)]
-    return samples

@@ -10,6 +10,7 @@ pixels, so predictions go back to the original image exactly. Prediction uses th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
@@ -201,10 +202,11 @@ def collate_samples(samples: list[dict[str, Any]]) -> Batch:
 
 class SampleDataset(torch.utils.data.Dataset):
     """A dataset's raw samples with images loaded (paths lazily, in the model's channel mode) and a
-    task's transform applied."""
+    task's transform applied. With `images` (cache.DecodedImages), each file is decoded once and later
+    epochs get the kept uint8 image back, before any random augmentation: the transform runs every time."""
 
-    def __init__(self, raw: torch.utils.data.Dataset, transform: Callable, channels: int):
-        self.raw, self.transform, self.channels = raw, transform, channels
+    def __init__(self, raw: torch.utils.data.Dataset, transform: Callable, channels: int, images=None):
+        self.raw, self.transform, self.channels, self.images = raw, transform, channels, images
 
     def __len__(self) -> int:
         return len(self.raw)
@@ -215,5 +217,8 @@ class SampleDataset(torch.utils.data.Dataset):
         sample = dict(self.raw[i])
         if "id" not in sample and not hasattr(sample["image"], "size"):
             sample["id"] = str(sample["image"])
-        sample["image"] = open_image(sample["image"], self.channels)
+        if self.images is not None and isinstance(sample["image"], (str, Path)):
+            sample["image"] = self.images.load(sample["image"])
+        else:
+            sample["image"] = open_image(sample["image"], self.channels)
         return self.transform(sample)
