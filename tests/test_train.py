@@ -282,5 +282,5 @@ def test_cached_features_train_the_head_exactly_as_running_the_frozen_backbone(t
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
     run = load_run(cached.run_dir, device="cpu")  # the saved model is whole: backbone and head
     assert run.predict([Path(data) / "red" / "red_0.png"])[0].to_json()["label"] in ("red", "green", "blue")
-    with pytest.raises(ZooError, match="needs --mode frozen"):
-        train("classify", data=data, out=str(tmp_path / "x"), cache_features=True, mode="staged", **FAST)
+    with pytest.raises(ZooError, match="needs --mode frozen or staged"):
+        train("classify", data=data, out=str(tmp_path / "x"), cache_features=True, mode="finetune", **FAST)

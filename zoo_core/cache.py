@@ -402,16 +402,18 @@ def cache_features(model, task, data, cfg: dict[str, Any], machine, log: Callabl
 
 # ---------------------------------------------------------------------------- decoded images
 
-def _jpeg_plain(path: Path) -> bool:
-    """A JPEG torchvision decodes exactly as PIL does (measured: bench/image_folder.py): RGB or
-    grayscale, upright. CMYK, EXIF-rotated and other files keep PIL's decoding."""
+def _jpeg_plain(path: Path, channels: int) -> bool:
+    """A JPEG torchvision decodes exactly as PIL does (tests/test_cache.py checks it): a colour JPEG read
+    in colour or a grayscale one in grayscale, upright. Colour to gray (PIL's own weights), CMYK,
+    EXIF-rotated and other files keep PIL's decoding."""
     from PIL import Image
 
     if path.suffix.lower() not in (".jpg", ".jpeg"):
         return False
     try:
-        with Image.open(path) as img:
-            return img.format == "JPEG" and img.mode in ("RGB", "L") and img.getexif().get(0x0112, 1) == 1
+        with Image.open(path) as img:  # reads the header only
+            return (img.format == "JPEG" and img.mode == ("L" if channels == 1 else "RGB")
+                    and img.getexif().get(0x0112, 1) == 1)
     except Exception:
         return False
 
@@ -423,11 +425,15 @@ def decode(path: str | Path, channels: int) -> np.ndarray:
     from .data import open_image
 
     path = Path(path)
-    if _jpeg_plain(path):
+    if _jpeg_plain(path, channels):
         try:
+            import warnings
+
             from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
-            t = decode_jpeg(read_file(str(path)), mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
+            with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec; PIL takes over if it goes
+                warnings.simplefilter("ignore", DeprecationWarning)
+                t = decode_jpeg(read_file(str(path)), mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
             return t[0].numpy() if channels == 1 else t.permute(1, 2, 0).contiguous().numpy()
         except Exception:  # whatever libjpeg refuses, PIL gets a chance at
             pass
@@ -524,8 +530,12 @@ def apply_cpu_recipe(cfg: dict[str, Any], chosen: set[str], log: Callable[[str],
     from .device import pick_device
     from .settings import CPU_RECIPE
 
-    if not cfg["cpu_recipe"] or cfg["data"] is None or not cfg["pretrained"] and not cfg["weights"]:
+    from .backbones import SMALL_NETS
+
+    if not cfg["cpu_recipe"] or cfg["data"] is None:
         return
+    if not cfg["weights"] and (not cfg["pretrained"] or cfg["backbone"] in SMALL_NETS):
+        return  # frozen random filters are worth nothing: from scratch, the task's recipe trains everything
     if chosen & {"mode", "cache_features"} or cfg["mode"] == "frozen" and cfg["cache_features"]:
         return
     try:
