@@ -342,8 +342,9 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         remove_stale_temp_files(run_dir)
         state = read_checkpoint(run_dir)
     task: Task = zoo.tasks.create(task_name)
+    recipe_notes: list[str] = []  # what resolve_config chose for this machine, logged once the run is set up
     if resume is None:
-        cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer, log)
+        cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer, recipe_notes.append)
         run_dir = Path(cfg["out"]) if cfg["out"] else next_run_dir(task_name)
         if run_dir.exists() and not run_dir.is_dir():
             raise ZooError(f"--out {run_dir}: a file, not a directory; pick another path")
@@ -419,6 +420,8 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     collate = task.collate
     train_set, val_set = data.train, data.val
     images = data  # staged with cached features: the images the full model trains on once it unfreezes
+    for note in recipe_notes:
+        log(note)
     if cfg["cache_features"] and not (cfg["mode"] == "staged" and start_epoch >= cfg["freeze_epochs"]):
         train_set, val_set, data = cache_features(model, task, data, cfg, machine, log)
         collate = FeatureCollate(task)
