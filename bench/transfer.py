@@ -15,7 +15,8 @@ lr 1e-3, weight decay 0.01, cosine schedule per step, batch 32, no augmentation,
                   forward on every batch of every epoch (eval mode, no_grad), validation every epoch
   zoo, cold cache zoo train --mode frozen --cache-features with an empty feature cache (computes them)
   zoo, warm cache the same command again: features from the disk cache
-  default command zoo train classify --data DIR, no other flag (a subprocess, start-up included)
+  default command zoo train classify --data DIR, no other flag (a subprocess, start-up included), on an
+                  empty cache: what a first run costs
 Times are wall clock of the whole training (data set-up and validation included; the naive loop's
 model building excluded, zoo's included).
 """
@@ -63,8 +64,9 @@ def make_photo_folder(root: Path, per_class: int, size: int = 224, seed: int = 0
     return root
 
 
-def naive_loop(data: Path, backbone_name: str, epochs: int, batch_size: int, seed: int) -> tuple[float, float]:
-    """The source material's loop, on the same backbone module zoo uses. Returns (seconds, val accuracy)."""
+def naive_loop(data: Path, backbone_name: str, epochs: int, batch_size: int, seed: int) -> tuple[float, float, int]:
+    """The source material's loop, on the same backbone module zoo uses. Returns (seconds, val accuracy,
+    backbone forwards)."""
     from torchvision import datasets
     from torchvision import transforms as T
 
@@ -86,12 +88,13 @@ def naive_loop(data: Path, backbone_name: str, epochs: int, batch_size: int, see
     opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.01)
     total = epochs * len(train_loader)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
-    acc = 0.0
+    acc, forwards = 0.0, 0
     for epoch in range(epochs):
         head.train()
         for x, y in train_loader:
             with torch.no_grad():
                 f = backbone(x)  # the frozen backbone, again, every batch of every epoch
+            forwards += len(x)
             loss = torch.nn.functional.cross_entropy(head(f), y)
             opt.zero_grad()
             loss.backward()
@@ -103,9 +106,10 @@ def naive_loop(data: Path, backbone_name: str, epochs: int, batch_size: int, see
             for x, y in val_loader:
                 correct += (head(backbone(x)).argmax(1) == y).sum().item()
                 n += len(y)
+        forwards += n
         acc = correct / n
         print(f"  naive loop epoch {epoch + 1}: val accuracy {acc:.3f} ({time.perf_counter() - t:.1f}s)", flush=True)
-    return time.perf_counter() - t, acc
+    return time.perf_counter() - t, acc, forwards
 
 
 def zoo_run(data: Path, out: Path, backbone: str, epochs: int, batch_size: int, seed: int) -> tuple[float, float, str]:
@@ -121,10 +125,12 @@ def zoo_run(data: Path, out: Path, backbone: str, epochs: int, batch_size: int, 
 
 
 def default_command(data: Path, out: Path, extra: tuple[str, ...] = ()) -> tuple[float, float, str]:
-    """`zoo train classify --data DIR`, nothing else; the recipe it chose, from its log."""
+    """`zoo train classify --data DIR`, nothing else, on an empty cache (a first run); the recipe it
+    chose, from its log."""
     t = time.perf_counter()
+    env = {**os.environ, "ZOO_CACHE": str(out.parent / f"cache-{out.name}")}
     r = subprocess.run([sys.executable, "-m", "zoo_core.cli", "train", "classify", "--data", str(data), "--out", str(out),
-                        *extra], capture_output=True, text=True)
+                        *extra], capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t
     if r.returncode != 0:
         return seconds, float("nan"), "failed: " + (r.stderr.strip().splitlines() or ["?"])[-1][:100]
@@ -135,17 +141,41 @@ def default_command(data: Path, out: Path, extra: tuple[str, ...] = ()) -> tuple
     return seconds, rows[-1]["val_accuracy"], f"{model}; {choice.split(';')[0] or 'task recipe'}"
 
 
+def plot(rows, path: str, title: str) -> None:
+    """Wall clock per run as bars, the validation accuracy written on each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(rows) + 1.2))
+    names = [r[0] for r in rows][::-1]
+    seconds = [r[1] for r in rows][::-1]
+    bars = ax.barh(names, seconds, color=["#c44" if "naive" in n else "#48c" for n in names])
+    for bar, (_, s, acc, _) in zip(bars, rows[::-1]):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {s:.0f} s, {rows[0][1] / s:.1f}x, acc {acc:.3f}",
+                va="center", fontsize=9)
+    ax.set_xlabel("wall clock, seconds (lower is better)")
+    ax.set_xlim(0, max(seconds) * 1.45)
+    ax.set_title(f"frozen-backbone transfer: {title}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", default="efficientnet_lite0")
     ap.add_argument("--per-class", type=int, default=40, help="images per class (8 classes), a quarter for validation")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; set in the "
+                    "subprocess of the default command too, through OMP_NUM_THREADS)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--plot", metavar="PNG", help="also draw the table as bars (docs/cache_transfer.png)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     machine = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -154,8 +184,8 @@ def main() -> None:
         n = sum(1 for _ in data.rglob("*.jpg"))
         print(f"{n} photos of {len(PHOTOS)} classes in {data} (224 px JPEG)", flush=True)
         rows = []
-        seconds, acc = naive_loop(data, args.backbone, args.epochs, args.batch_size, args.seed)
-        rows.append(("naive loop (backbone every batch, PIL)", seconds, acc, "3,200 backbone forwards" if n == 320 else ""))
+        seconds, acc, forwards = naive_loop(data, args.backbone, args.epochs, args.batch_size, args.seed)
+        rows.append(("naive loop (backbone every batch, PIL)", seconds, acc, f"{forwards:,} backbone forwards"))
         for name in ("zoo, cold cache", "zoo, warm cache"):
             seconds, acc, note = zoo_run(data, tmp / name.replace(", ", "-").replace(" ", "-"), args.backbone, args.epochs,
                                          args.batch_size, args.seed)
@@ -166,6 +196,8 @@ def main() -> None:
             seconds, acc, note = default_command(data, tmp / "default-lite0", ("--backbone", args.backbone))
             rows.append((f"zoo train classify --data DIR --backbone {args.backbone}", seconds, acc, note))
     base = rows[0][1]
+    if args.plot:
+        plot(rows, args.plot, f"{args.backbone}, {n} images, {args.epochs} epochs, {machine}")
     print(f"\nfrozen-backbone transfer: {args.backbone}, {n} images, {args.epochs} epochs, batch {args.batch_size}, "
           f"on {machine}")
     print(f"| run | seconds | speed-up | val accuracy | notes |\n|---|---|---|---|---|")

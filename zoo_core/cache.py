@@ -105,9 +105,12 @@ def describe_transform(transform: Any) -> dict[str, Any]:
 def feature_key(model, task, eval_transform, cfg: dict[str, Any], machine) -> tuple[str, dict[str, Any]]:
     """(key, about): the digest naming a feature-cache entry and the facts it was made from (shown by
     `zoo cache list`)."""
-    import sys
+    from importlib.metadata import PackageNotFoundError, version
 
-    timm = sys.modules.get("timm")
+    try:
+        timm_version = version("timm")  # the installed one: whether this process imported it yet must not matter
+    except PackageNotFoundError:
+        timm_version = None
     about = {
         "format": FORMAT,
         "task": task.name,
@@ -120,7 +123,7 @@ def feature_key(model, task, eval_transform, cfg: dict[str, Any], machine) -> tu
         "feature": model.head_input,
         "precision": str(machine.dtype).split(".")[-1] + (" autocast" if machine.amp else ""),
         "dtype": "float32",  # stored as float32 whatever the precision they were computed in
-        "versions": {"torch": torch.__version__, "timm": getattr(timm, "__version__", None)},
+        "versions": {"torch": torch.__version__, "timm": timm_version},
     }
     digestible = {k: v for k, v in about.items() if k != "pretrained_source"}  # the weights digest decides
     return _hash(json.dumps(digestible, sort_keys=True, default=str).encode())[:24], about
