@@ -148,7 +148,8 @@ def plot(rows, path: str, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(rows) + 1.2))
+    rows = [r for r in rows if r[2] == r[2]]  # a failed run (no accuracy) has no bar
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(rows) + 1.4))
     names = [r[0] for r in rows][::-1]
     seconds = [r[1] for r in rows][::-1]
     bars = ax.barh(names, seconds, color=["#c44" if "naive" in n else "#48c" for n in names])
@@ -156,8 +157,8 @@ def plot(rows, path: str, title: str) -> None:
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {s:.0f} s, {rows[0][1] / s:.1f}x, acc {acc:.3f}",
                 va="center", fontsize=9)
     ax.set_xlabel("wall clock, seconds (lower is better)")
-    ax.set_xlim(0, max(seconds) * 1.45)
-    ax.set_title(f"frozen-backbone transfer: {title}", fontsize=10)
+    ax.set_xlim(0, max(seconds) * 1.6)
+    fig.suptitle(f"frozen-backbone transfer: {title}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from . import artifacts
-from .cache import DecodedImages, FeatureCollate, apply_cpu_recipe, cache_features, precompute_features  # noqa: F401
 from .backbones import count_parameters, load_weights_into, read_state_dict
+from .cache import DecodedImages, FeatureCollate, apply_cpu_recipe, cache_features, precompute_features  # noqa: F401
 from .components import DataSplits, Metrics, Task, detach
 from .config import load_toml, merge, normalise
 from .device import Machine
