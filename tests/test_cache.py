@@ -223,11 +223,17 @@ def test_the_decoded_image_cache_never_changes_a_seeded_run(tmp_path, jpegs):
     assert_same_metrics(runs["off"], runs["disk"], rel=1e-6)
 
 
-def test_large_images_are_kept_reduced_to_twice_the_input_size(tmp_path):
+def test_large_images_are_kept_reduced_unless_their_target_is_in_their_pixels(tmp_path):
+    from torchvision import tv_tensors
+
     big = tmp_path / "big.png"
     Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(big)
     images = DecodedImages(3, 40, "memory", 1.0, 0.0)
     assert images.load(big).size == (60, 40)  # (w, h): the shorter side at 2 x 20 px
+    boxes = tv_tensors.BoundingBoxes([[10, 10, 50, 50]], format="XYXY", canvas_size=(200, 300))
+    data = SampleDataset([{"image": str(big), "target": {"boxes": boxes}}, {"image": str(big), "target": 1}],
+                         lambda s: s, 3, images)
+    assert data[0]["image"].size == (300, 200) and data[1]["image"].size == (60, 40)
 
 
 # -------------------------------------------------------------------------------- the CPU default

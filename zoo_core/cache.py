@@ -24,7 +24,8 @@ reduced) once to uint8 and kept in memory while `image_cache_gb` allows, else on
 epochs touch no JPEG. What is kept is the image *before* any random augmentation, in the model's
 channel mode: for images up to twice the input size that is the decoded image itself, so a run with
 the cache is bit-for-bit the run without it; a larger image is kept with its shorter side at twice the
-input size, which changes pixels slightly (a resize before the transform's own) and saves memory.
+input size, which changes pixels slightly (a resize before the transform's own) and saves memory —
+unless its target lives in its pixels (boxes, points, masks), which keeps it whole.
 """
 
 from __future__ import annotations
@@ -285,7 +286,7 @@ class FeatureCollate:
         return batch
 
 
-def _has_geometry(target: Any) -> bool:
+def has_geometry(target: Any) -> bool:
     """Whether a target moves with the image (boxes, points, masks): then the eval transform must run
     to place it, even when the features come from the cache."""
     from torchvision import tv_tensors
@@ -293,9 +294,9 @@ def _has_geometry(target: Any) -> bool:
     if isinstance(target, tv_tensors.TVTensor):
         return True
     if isinstance(target, dict):
-        return any(_has_geometry(v) for v in target.values())
+        return any(has_geometry(v) for v in target.values())
     if isinstance(target, (list, tuple)):
-        return any(_has_geometry(v) for v in target)
+        return any(has_geometry(v) for v in target)
     return False
 
 
@@ -341,7 +342,7 @@ def precompute_features(model, task, dataset, cfg: dict[str, Any], machine, data
     for i, f in enumerate(per_image):  # reused: the sample's other fields without running the backbone
         if f is None:
             continue
-        if _has_geometry(raw_samples[i].get("target")):
+        if has_geometry(raw_samples[i].get("target")):
             others[i] = {k: v for k, v in dataset[i].items() if k != "image"}
         else:
             s = raw_samples[i]
@@ -465,15 +466,17 @@ class DecodedImages:
         _, h, w = data_config.input_size
         return cls(data_config.channels, 2 * max(h, w), cfg["image_cache"], cfg["image_cache_gb"], cfg["cache_disk_gb"])
 
-    def _disk_path(self, path: Path) -> Path:
+    def _disk_path(self, path: Path, exact: bool) -> Path:
         st = path.stat()
-        key = _hash(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.channels}|{self.max_side}|{FORMAT}".encode())
+        side = None if exact else self.max_side
+        key = _hash(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.channels}|{side}|{FORMAT}".encode())
         return cache_dir(IMAGES) / f"{key}.npy"
 
-    def _reduce(self, arr: np.ndarray) -> np.ndarray:
-        """Only images larger than twice the input size are reduced (see the module's docstring)."""
+    def _reduce(self, arr: np.ndarray, exact: bool) -> np.ndarray:
+        """Only images larger than twice the input size are reduced (see the module's docstring), and
+        never where the target is in the image's pixels (boxes, points, masks: `exact`)."""
         h, w = arr.shape[:2]
-        if self.max_side is None or min(h, w) <= self.max_side:
+        if exact or self.max_side is None or min(h, w) <= self.max_side:
             return arr
         from PIL import Image
 
@@ -481,30 +484,31 @@ class DecodedImages:
         return np.asarray(Image.fromarray(arr).resize((max(1, round(w * r)), max(1, round(h * r))), Image.BILINEAR,
                                                       reducing_gap=None))
 
-    def load(self, path: str | Path):
+    def load(self, path: str | Path, exact: bool = False):
+        """The image at `path` as PIL; `exact`: at its own size whatever it is (its target is in its pixels)."""
         from PIL import Image
 
-        key = str(path)
+        key = f"{path}|{exact}"
         arr = self.memory.get(key)
         if arr is None:
-            arr = self._fetch(Path(path))
+            arr = self._fetch(Path(path), exact, key)
         return Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB")
 
-    def _fetch(self, path: Path) -> np.ndarray:
+    def _fetch(self, path: Path, exact: bool, key: str) -> np.ndarray:
         memory_ok = self.mode in ("auto", "memory") and not self.memory_full
         disk_ok = self.mode in ("auto", "disk") and self.disk_gb > 0
         if disk_ok and not memory_ok:
             try:
-                cached = self._disk_path(path)
+                cached = self._disk_path(path, exact)
                 arr = np.load(cached, allow_pickle=False)
                 os.utime(cached)  # its last use, for eviction
                 return arr
             except (OSError, ValueError):  # not there yet (or damaged): decode it
                 pass
-        arr = self._reduce(decode(path, self.channels))
+        arr = self._reduce(decode(path, self.channels), exact)
         self.decoded += 1
         if memory_ok and self.held + arr.nbytes <= self.memory_limit:
-            self._keep(str(path), arr)
+            self._keep(key, arr)
             return arr
         self.memory_full = memory_ok or self.memory_full
         if disk_ok:
@@ -513,7 +517,7 @@ class DecodedImages:
                     np.save(f, arr, allow_pickle=False)
 
             try:
-                atomic_write(self._disk_path(path), write)
+                atomic_write(self._disk_path(path, exact), write)
             except OSError:  # a full disk costs the speed-up, not the run
                 pass
         return arr

@@ -218,7 +218,9 @@ class SampleDataset(torch.utils.data.Dataset):
         if "id" not in sample and not hasattr(sample["image"], "size"):
             sample["id"] = str(sample["image"])
         if self.images is not None and isinstance(sample["image"], (str, Path)):
-            sample["image"] = self.images.load(sample["image"])
+            from .cache import has_geometry
+
+            sample["image"] = self.images.load(sample["image"], exact=has_geometry(sample.get("target")))
         else:
             sample["image"] = open_image(sample["image"], self.channels)
         return self.transform(sample)
