@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from . import artifacts
-from .backbones import count_parameters, load_weights_into, read_state_dict
+from .backbones import choose_backbone, count_parameters, load_weights_into, read_state_dict
 from .components import Batch, DataSplits, Metrics, Task, detach
 from .config import load_toml, merge, normalise
 from .device import Machine
@@ -150,10 +150,13 @@ def _fmt(record: dict[str, Any]) -> str:
 DATA_SETTINGS = {"augment", "val_fraction", "dataset_options"}
 
 
-def resolve_config(task: Task, zoo, file_layer: dict, flag_layer: dict) -> dict[str, Any]:
+def resolve_config(task: Task, zoo, file_layer: dict, flag_layer: dict, log=None) -> dict[str, Any]:
     """Layer the configuration; the dataset (hence its recipe) is known only once data is known."""
-    # The task's "dataset" is its embedded default, used only when no --data is given.
-    task_layer = normalise({k: v for k, v in task.defaults.items() if k != "dataset"}, f"task '{task.name}' defaults")
+    # The task's "dataset" is its embedded default, used only when no --data is given; its "backbone" may be
+    # a preference list, chosen from (backbones.choose_backbone) only when no other layer names a backbone.
+    defaults = {k: v for k, v in task.defaults.items() if k != "dataset"}
+    preferences = defaults.pop("backbone") if isinstance(defaults.get("backbone"), (list, tuple)) else None
+    task_layer = normalise(defaults, f"task '{task.name}' defaults")
     pre = merge(task_layer, file_layer, flag_layer)
     dataset = pre["dataset"] or infer_dataset(task, zoo, pre["data"])
     recipe = normalise(zoo.datasets.get(dataset).spec.recipe, f"dataset '{dataset}' recipe")
@@ -164,6 +167,10 @@ def resolve_config(task: Task, zoo, file_layer: dict, flag_layer: dict) -> dict[
         recipe = {k: v for k, v in recipe.items() if k in DATA_SETTINGS}
     cfg = merge(task_layer, recipe, file_layer, flag_layer)
     cfg["dataset"] = dataset
+    if preferences and not cfg["backbone"]:
+        cfg["backbone"], why = choose_backbone(zoo, list(preferences), cfg["pretrained"] and not cfg["weights"])
+        if log is not None:
+            log(why)
     for key in ("backbone", "head", "loss"):
         if not cfg[key]:
             raise ZooError(f"task '{task.name}' names no default {key}: pass --{key} NAME (zoo list shows them)")
@@ -338,7 +345,7 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         state = read_checkpoint(run_dir)
     task: Task = zoo.tasks.create(task_name)
     if resume is None:
-        cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer)
+        cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer, log)
         run_dir = Path(cfg["out"]) if cfg["out"] else next_run_dir(task_name)
         if run_dir.exists() and not run_dir.is_dir():
             raise ZooError(f"--out {run_dir}: a file, not a directory; pick another path")
