@@ -430,9 +430,9 @@ def weights_status(source: str) -> tuple[bool, str]:
 def choose_backbone(zoo, preferences: list[str], pretrained: bool = True) -> tuple[str, str]:
     """A task's default backbone from its preference list: the first whose pretrained weights can be had
     now (installed, cached, or a host that answers). Returns the name and the line that says why, e.g.
-    'backbone efficientnet_lite0 (pretrained weights from the installed package ...; resnet50's weights
-    need the Hugging Face Hub, which is unreachable (huggingface.co))'. When none can be had, the first
-    installed one: building it then says in one line what to do."""
+    "backbone B (pretrained weights from the installed package P; A's weights need the Hugging Face Hub,
+    which is unreachable (huggingface.co))". When none can be had, the first installed one: building it
+    then says in one line what to do."""
     if not pretrained:
         name = next((n for n in preferences if zoo.backbones.knows(n)), preferences[0])
         return name, f"backbone {name} (the task's default; no pretrained weights needed)"
