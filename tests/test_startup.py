@@ -285,3 +285,13 @@ def test_signature_reading_handles_classes_and_constants(tmp_path, monkeypatch):
     assert static_options(Lazy("zz_sig:anything"), core) is None
     with pytest.raises(ValueError, match="not a reference"):
         Lazy("zz_sig.factory")
+
+
+def test_a_bad_input_with_the_default_backbone_is_still_one_line(tmp_path, image_folder, monkeypatch):
+    """The choice is logged once the run starts, so an error before that stays the only line."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    res = CliRunner().invoke(main, ["train", "classify", "--data", str(image_folder()), "--set", "head.hiden=3",
+                                    "--out", str(tmp_path / "run")])
+    assert res.exit_code == 1
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("Error: head 'linear' has no option 'hiden'")

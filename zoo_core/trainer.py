@@ -344,8 +344,9 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         remove_stale_temp_files(run_dir)
         state = read_checkpoint(run_dir)
     task: Task = zoo.tasks.create(task_name)
+    notes: list[str] = []  # what the configuration chose and why: logged once the run starts (a bad input stays one line)
     if resume is None:
-        cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer, log)
+        cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer, notes.append)
         run_dir = Path(cfg["out"]) if cfg["out"] else next_run_dir(task_name)
         if run_dir.exists() and not run_dir.is_dir():
             raise ZooError(f"--out {run_dir}: a file, not a directory; pick another path")
@@ -459,6 +460,8 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         artifacts.write_text(run_dir / "skipped.txt", "".join(f"{_escape(p)}\t{_escape(r)}\n" for p, r in data.skipped))
     total, trainable = count_parameters(model)
     log(f"zoo train {task_name}: {data.description or cfg['dataset']} — {len(train_set)} train / {len(val_set)} val")
+    for note in notes:
+        log(note)
     log(f"model: {cfg['backbone']} ({backbone.pretrained_source}) + {cfg['head']} head, {total:,} parameters, "
         f"{trainable:,} trainable; mode {cfg['mode']}; {machine.describe()}; run dir {run_dir}")
 
