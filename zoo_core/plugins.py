@@ -19,7 +19,7 @@ import pluggy
 from . import hookspecs
 from .errors import ZooError
 from .registry import KINDS, PLURAL, SPEC_TYPES, Component, Registry
-from .specs import CommandSpec, TaskSpec, load
+from .specs import CommandSpec, load
 
 ENTRY_POINT_GROUP = "zoo"
 BUILTIN_MODULES = ["zoo_core.builtin"]

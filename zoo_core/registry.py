@@ -290,9 +290,7 @@ def static_options(ref: Lazy, core: set[str]) -> dict[str, Any] | None | object:
         return NOT_FOUND
     node = next((n for n in reversed(tree.body) if isinstance(n, (ast.FunctionDef, ast.ClassDef))
                  and n.name == ref.attr), None)
-    assigned = any(isinstance(n, (ast.Assign, ast.AnnAssign, ast.ImportFrom, ast.Import)) and ref.attr in ast.dump(n)
-                   for n in tree.body)
-    if node is None or assigned or getattr(node, "decorator_list", None):
+    if node is None or _rebound(tree, ref.attr) or node.decorator_list:  # a decorator may change the signature
         return NOT_FOUND
     if isinstance(node, ast.ClassDef):
         if node.bases and not _own_init(node):
@@ -324,6 +322,18 @@ def static_options(ref: Lazy, core: set[str]) -> dict[str, Any] | None | object:
     return out
 
 
+def _rebound(tree: ast.Module, name: str) -> bool:
+    """Whether the module also assigns or imports `name` at its top level (which one wins is then unclear)."""
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in stmt.targets):
+            return True
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.target.id == name:
+            return True
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)) and any((a.asname or a.name) == name for a in stmt.names):
+            return True
+    return False
+
+
 def _tree(path: str | None) -> ast.Module | None:
     if not path or not path.endswith(".py"):
         return None
@@ -340,7 +350,7 @@ def _literal(node: ast.expr, module: str, tree: ast.Module, depth: int = 2) -> A
     module it is imported from (`from .masks import IGNORE`). NOT_FOUND otherwise."""
     try:
         return ast.literal_eval(node)
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError, RecursionError):
         pass
     if not isinstance(node, ast.Name) or depth == 0:
         return NOT_FOUND

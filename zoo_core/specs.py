@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Union
 
 from .errors import ZooError
@@ -101,9 +101,6 @@ class _Spec:
             elif value is not None and not callable(value):
                 raise TypeError(f"{type(self).__name__}.{name} must be a callable or a 'module:attr' string, "
                                 f"got {type(value).__name__}")
-
-    def lazy_fields(self) -> dict[str, Lazy]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), Lazy)}
 
 
 @dataclass(frozen=True)
