@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from . import artifacts
-from .backbones import count_parameters, load_weights_into, read_state_dict
+from .backbones import choose_backbone, count_parameters, load_weights_into, read_state_dict
 from .cache import DecodedImages, FeatureCollate, apply_cpu_recipe, cache_features, precompute_features  # noqa: F401
 from .components import DataSplits, Metrics, Task, detach
 from .config import load_toml, merge, normalise
@@ -155,8 +155,11 @@ def resolve_config(task: Task, zoo, file_layer: dict, flag_layer: dict, log=None
     """Layer the configuration; the dataset (hence its recipe) is known only once data is known.
     On a CPU, your own data trains frozen on cached features unless a layer above the task's chose
     otherwise (cache.apply_cpu_recipe says so in the log)."""
-    # The task's "dataset" is its embedded default, used only when no --data is given.
-    task_layer = normalise({k: v for k, v in task.defaults.items() if k != "dataset"}, f"task '{task.name}' defaults")
+    # The task's "dataset" is its embedded default, used only when no --data is given; its "backbone" may be
+    # a preference list, chosen from (backbones.choose_backbone) only when no other layer names a backbone.
+    defaults = {k: v for k, v in task.defaults.items() if k != "dataset"}
+    preferences = defaults.pop("backbone") if isinstance(defaults.get("backbone"), (list, tuple)) else None
+    task_layer = normalise(defaults, f"task '{task.name}' defaults")
     pre = merge(task_layer, file_layer, flag_layer)
     dataset = pre["dataset"] or infer_dataset(task, zoo, pre["data"])
     recipe = normalise(zoo.datasets.get(dataset).spec.recipe, f"dataset '{dataset}' recipe")
@@ -167,6 +170,10 @@ def resolve_config(task: Task, zoo, file_layer: dict, flag_layer: dict, log=None
         recipe = {k: v for k, v in recipe.items() if k in DATA_SETTINGS}
     cfg = merge(task_layer, recipe, file_layer, flag_layer)
     cfg["dataset"] = dataset
+    if preferences and not cfg["backbone"]:
+        cfg["backbone"], why = choose_backbone(zoo, list(preferences), cfg["pretrained"] and not cfg["weights"])
+        if log is not None:
+            log(why)
     apply_cpu_recipe(cfg, set(recipe) | set(file_layer) | set(flag_layer), log)
     for key in ("backbone", "head", "loss"):
         if not cfg[key]:
@@ -342,9 +349,9 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         remove_stale_temp_files(run_dir)
         state = read_checkpoint(run_dir)
     task: Task = zoo.tasks.create(task_name)
-    recipe_notes: list[str] = []  # what resolve_config chose for this machine, logged once the run is set up
+    notes: list[str] = []  # what the configuration chose and why: logged once the run starts (a bad input stays one line)
     if resume is None:
-        cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer, recipe_notes.append)
+        cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer, notes.append)
         run_dir = Path(cfg["out"]) if cfg["out"] else next_run_dir(task_name)
         if run_dir.exists() and not run_dir.is_dir():
             raise ZooError(f"--out {run_dir}: a file, not a directory; pick another path")
@@ -420,8 +427,6 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     collate = task.collate
     train_set, val_set = data.train, data.val
     images = data  # staged with cached features: the images the full model trains on once it unfreezes
-    for note in recipe_notes:
-        log(note)
     if cfg["cache_features"] and not (cfg["mode"] == "staged" and start_epoch >= cfg["freeze_epochs"]):
         train_set, val_set, data = cache_features(model, task, data, cfg, machine, log)
         collate = FeatureCollate(task)
@@ -458,6 +463,8 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         artifacts.write_text(run_dir / "skipped.txt", "".join(f"{_escape(p)}\t{_escape(r)}\n" for p, r in data.skipped))
     total, trainable = count_parameters(model)
     log(f"zoo train {task_name}: {data.description or cfg['dataset']} — {len(train_set)} train / {len(val_set)} val")
+    for note in notes:
+        log(note)
     log(f"model: {cfg['backbone']} ({backbone.pretrained_source}) + {cfg['head']} head, {total:,} parameters, "
         f"{trainable:,} trainable; mode {cfg['mode']}; {machine.describe()}; run dir {run_dir}")
 
