@@ -323,7 +323,6 @@ def precompute_features(model, task, dataset, cfg: dict[str, Any], machine, data
     from tqdm import tqdm
 
     from .trainer import data_loader  # the one place loaders are configured
-    from .transforms import SampleDataset
 
     raw_samples = [dict(dataset.raw[i]) for i in range(len(dataset))]
     digests = [image_digest(s["image"]) for s in raw_samples] if store is not None else []
