@@ -8,6 +8,8 @@ layers, so layers with many redundant weights give more) are set to zero. Fine-t
 pruned weights in `zoo_core.trainer.train` itself (its `model_init`); the pruned weights stay exactly zero
 because their gradients are masked: with a zero gradient from the first step, AdamW's and SGD's updates
 (weight decay included) leave a zero weight at zero. Zeros do not make dense kernels faster.
+After either kind of pruning, BatchNorm statistics are re-estimated on training images before anything
+is measured or fine-tuned (recalibrate_batchnorm).
 
 Channel (structured) pruning: the output channels of least L2 norm are removed from every convolution and
 linear layer of the backbone, with Torch-Pruning (an optional extra, `pip install 'zoo-core[prune]'`),
@@ -30,6 +32,7 @@ from torch import nn
 from .errors import ZooError
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
+BATCHNORM_IMAGES = 256  # training images BatchNorm statistics are re-estimated on after pruning
 
 
 def prunable_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -103,6 +106,30 @@ def prune_channels(model: nn.Module, share: float, example: torch.Tensor) -> Non
         output_transform=lambda out: sum(t.float().sum() for t in _tensors(out)))
     pruner.step()
     model.train(was_training)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, batches) -> int:
+    """Re-estimate every BatchNorm's running mean and variance on `batches` (the model otherwise in eval
+    mode): pruning changes what each layer receives, and statistics from before it make the pruned
+    network look far worse than it is (and give fine-tuning a worse start). Returns the images seen."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return 0
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a plain average over all batches, not an exponential one
+        m.train()
+    seen = 0
+    for x in batches:
+        model(x)
+        seen += len(x)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
+    return seen
 
 
 def _shape_attributes(module: nn.Module) -> dict[str, Any]:
@@ -182,7 +209,7 @@ def compress(run_dir: str | Path, sparsity: float, out: str | Path | None = None
     run is in facts["run_dir"]."""
     from .api import load_run
     from .artifacts import save_weights, write_json
-    from .export import example_input
+    from .export import calibration_batches, example_input
     from .model import build_model
     from .plugins import get_zoo
     from .rundir import model_digest, next_run_dir
@@ -206,6 +233,9 @@ def compress(run_dir: str | Path, sparsity: float, out: str | Path | None = None
     else:
         masks = magnitude_masks(run.model, sparsity)
         apply_masks(run.model, masks)
+    batches = calibration_batches(run)
+    if batches is not None:
+        recalibrate_batchnorm(run.model, batches(BATCHNORM_IMAGES))
     pruned, _ = run.evaluate(workers=0)
     state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
 
