@@ -5,7 +5,7 @@ channels 30% / 50%, each fine-tuned by the normal trainer). One table, every row
 ONNX file of the same run, measured in the same process.
 
     pip install 'zoo-core[onnx,prune]' scikit-image
-    python bench/compress.py                    # about 5 minutes on 2 idle CPU cores
+    python bench/compress.py                    # 10 minutes on the 2-core VM shared with 3 jobs (idle: fewer)
     python bench/compress.py --per-class 15 --finetune-epochs 1 --rounds 2   # a quicker look
 
 The data: crops of 12 real photos that ship with scikit-image and scikit-learn (a cat, a coffee cup, an
