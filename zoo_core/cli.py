@@ -535,26 +535,37 @@ def export(run: str, fmt: str, out: str | None, opset: int | None, sets: tuple[s
 @main.command()
 @click.argument("run", metavar="RUN|hf-hub:ID")
 @click.option("--sparsity", type=click.FloatRange(0, 1, min_open=True, max_open=True), required=True,
-              help="Share of convolution and linear weights to set to zero (smallest magnitudes first), e.g. 0.5.")
+              help="Share to remove, e.g. 0.5: of all convolution and linear weights (--prune weights), or of "
+                   "each backbone layer's channels (--prune channels).")
+@click.option("--prune", type=click.Choice(["weights", "channels"]), default="weights", show_default=True,
+              help="weights: zero the smallest weights (a file that compresses well, no faster); channels: "
+                   "remove whole channels, the smallest by L2 norm (a smaller, faster network; needs "
+                   "pip install 'zoo-core[prune]').")
 @click.option("--epochs", type=click.IntRange(min=0), default=3, show_default=True,
               help="Fine-tuning epochs after pruning, with the run's own recipe (0: none).")
 @click.option("--lr", type=float, help="Fine-tuning learning rate (default: the run's / 10).")
 @click.option("-o", "--out", type=click.Path(file_okay=False), help="The new run directory (default: runs/TASK-NNN).")
 @friendly
-def compress(run: str, sparsity: float, epochs: int, lr: float | None, out: str | None):
-    """Prune a trained RUN by weight magnitude and fine-tune it briefly with the normal trainer: a new run
-    (export it as any other). Prints the validation scores before, after pruning and after fine-tuning."""
+def compress(run: str, sparsity: float, prune: str, epochs: int, lr: float | None, out: str | None):
+    """Prune a trained RUN (weights by magnitude, or whole channels) and fine-tune it briefly with the
+    normal trainer: a new run (evaluate, export, push it as any other). Prints the validation scores
+    before, after pruning and after fine-tuning."""
     from .compress import compress as compress_run
 
-    facts = compress_run(_run_dir(run), sparsity, out, epochs=epochs, lr=lr, quiet=False)
+    facts = compress_run(_run_dir(run), sparsity, out, epochs=epochs, lr=lr, quiet=False, prune=prune)
     scores = facts["scores"]
     keys = [k for k, v in scores["original"].items() if k not in ("images", "skipped") and isinstance(v, float)]
-    for stage, label in (("original", "original"), ("pruned", f"pruned {sparsity:.0%}"),
+    for stage, label in (("original", "original"), ("pruned", f"pruned {sparsity:.0%} of {prune}"),
                          ("fine_tuned", f"+ {epochs} epoch(s) fine-tuning")):
         s = scores[stage]
         click.echo(f"{label:<28} " + "  ".join(f"{k} {s[k]:.4f}" for k in keys))
-    click.echo(f"{facts['zero_weights']:,} of {facts['prunable_weights']:,} weights are zero; "
-               f"run saved to {facts['run_dir']}")
+    params = facts["parameters"]
+    if prune == "channels":
+        click.echo(f"{params['pruned']:,} parameters of {params['original']:,} ({params['pruned'] / params['original']:.0%}); "
+                   f"run saved to {facts['run_dir']}")
+    else:
+        click.echo(f"{facts['zero_weights']:,} of {facts['prunable_weights']:,} weights are zero; "
+                   f"run saved to {facts['run_dir']}")
 
 
 def _exporter_options(sets: tuple[str, ...]) -> dict[str, Any]:

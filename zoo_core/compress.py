@@ -1,16 +1,28 @@
-"""Magnitude pruning of a trained run, then a short fine-tuning through the normal trainer.
+"""Pruning a trained run, then a short fine-tuning through the normal trainer.
 
-    zoo compress RUN --sparsity 0.5      ->  a new run directory, the same format as any run
+    zoo compress RUN --sparsity 0.5                   ->  a new run directory, the same format as any run
+    zoo compress RUN --sparsity 0.3 --prune channels ->  whole channels removed: a smaller, faster network
 
-The smallest weights of every convolution and linear layer (one global threshold across layers, so
-layers with many redundant weights give more) are set to zero. Fine-tuning then starts from the pruned
-weights in `zoo_core.trainer.train` itself (its `model_init`); the pruned weights stay exactly zero
+Magnitude pruning: the smallest weights of every convolution and linear layer (one global threshold across
+layers, so layers with many redundant weights give more) are set to zero. Fine-tuning then starts from the
+pruned weights in `zoo_core.trainer.train` itself (its `model_init`); the pruned weights stay exactly zero
 because their gradients are masked: with a zero gradient from the first step, AdamW's and SGD's updates
-(weight decay included) leave a zero weight at zero.
+(weight decay included) leave a zero weight at zero. Zeros do not make dense kernels faster.
+After either kind of pruning, BatchNorm statistics are re-estimated on training images before anything
+is measured or fine-tuned (recalibrate_batchnorm).
+
+Channel (structured) pruning: the output channels of least L2 norm are removed from every convolution and
+linear layer of the backbone, with Torch-Pruning (an optional extra, `pip install 'zoo-core[prune]'`),
+whose dependency graph also removes the matching input channels downstream, BatchNorm entries, residual
+additions and depthwise groups. The head keeps its outputs (the classes, the boxes). The network is then
+no longer the one config.json's options build, so the run records what changed (`model.pruned`: per
+module the attributes and tensor shapes that differ) and `build_model` reshapes the network it builds
+before the weights are loaded: load_run, zoo eval, export, predict, push and serve rebuild it unchanged.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +32,7 @@ from torch import nn
 from .errors import ZooError
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
+BATCHNORM_IMAGES = 256  # training images BatchNorm statistics are re-estimated on after pruning
 
 
 def prunable_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -60,52 +73,206 @@ def sparsity_of(model: nn.Module) -> tuple[float, int, int]:
     return zeros / max(1, total), zeros, total
 
 
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _tensors(output: Any) -> list[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        return [output] if output.is_floating_point() else []
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (list, tuple)):
+        return [t for o in output for t in _tensors(o)]
+    return []
+
+
+def prune_channels(model: nn.Module, share: float, example: torch.Tensor) -> None:
+    """Remove `share` of the output channels of every prunable layer in the model's backbone (least L2
+    norm first, per layer, with whatever depends on them), in place. The head's own outputs are kept."""
+    try:
+        import torch_pruning as tp
+    except ImportError:
+        raise ZooError("--prune channels needs Torch-Pruning: pip install 'zoo-core[prune]' (or pip install torch-pruning)") from None
+    head = getattr(model, "head", None)
+    ignored = [m for m in head.modules() if isinstance(m, PRUNABLE)] if head is not None else []
+    was_training = model.training
+    model.eval()
+    pruner = tp.pruner.MetaPruner(
+        model, example, importance=tp.importance.GroupMagnitudeImportance(p=2), pruning_ratio=share,
+        # channel counts stay multiples of 8: SIMD kernels (ONNX Runtime's, oneDNN's) run odd widths slower
+        ignored_layers=ignored, round_to=8,
+        # heads may return dicts and tuples (detect, multitask): every float output is traced
+        output_transform=lambda out: sum(t.float().sum() for t in _tensors(out)))
+    pruner.step()
+    model.train(was_training)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, batches) -> int:
+    """Re-estimate every BatchNorm's running mean and variance on `batches` (the model otherwise in eval
+    mode): pruning changes what each layer receives, and statistics from before it make the pruned
+    network look far worse than it is (and give fine-tuning a worse start). Returns the images seen."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return 0
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a plain average over all batches, not an exponential one
+        m.train()
+    seen = 0
+    for x in batches:
+        model(x)
+        seen += len(x)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
+    return seen
+
+
+def _shape_attributes(module: nn.Module) -> dict[str, Any]:
+    """A module's plain size attributes (in_channels, out_features, groups, num_features, ...)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(module).items()
+            if not k.startswith("_") and (isinstance(v, int) and not isinstance(v, bool) or
+                                          isinstance(v, tuple) and all(isinstance(x, int) for x in v))}
+
+
+def pruned_structure(reference: nn.Module, pruned: nn.Module) -> dict[str, dict[str, Any]]:
+    """{module name: {"attributes": {...}, "tensors": {name: shape}}} for every module of `pruned` that
+    differs from `reference` (the network the config builds): what apply_structure needs to rebuild it."""
+    reference_modules = dict(reference.named_modules())
+    structure: dict[str, dict[str, Any]] = {}
+    for name, module in pruned.named_modules():
+        ref = reference_modules.get(name)
+        if ref is None:
+            raise ZooError(f"pruning added a module ({name}); this network cannot be recorded")
+        old, new = _shape_attributes(ref), _shape_attributes(module)
+        attributes = {k: v for k, v in new.items() if old.get(k) != v}
+        own = {**dict(module.named_parameters(recurse=False)), **dict(module.named_buffers(recurse=False))}
+        ref_own = {**dict(ref.named_parameters(recurse=False)), **dict(ref.named_buffers(recurse=False))}
+        tensors = {k: list(t.shape) for k, t in own.items()
+                   if t is not None and (k not in ref_own or ref_own[k] is None or ref_own[k].shape != t.shape)}
+        if attributes or tensors:
+            structure[name] = {"attributes": attributes, "tensors": tensors}
+    return structure
+
+
+def apply_structure(model: nn.Module, structure: dict[str, dict[str, Any]]) -> None:
+    """Reshape a freshly built network as a pruned run recorded it (pruned_structure): size attributes
+    set, parameters and buffers replaced by uninitialised tensors of the recorded shapes, to be filled by
+    the run's weights."""
+    modules = dict(model.named_modules())
+    for name, change in structure.items():
+        module = modules.get(name)
+        if module is None:
+            raise ZooError(f"model.pruned names a module the network does not have ({name})")
+        for key, value in change.get("attributes", {}).items():
+            setattr(module, key, tuple(value) if isinstance(value, list) else value)
+        for key, shape in change.get("tensors", {}).items():
+            current = getattr(module, key)
+            if key in module._parameters:
+                module._parameters[key] = nn.Parameter(torch.empty(shape, dtype=current.dtype),
+                                                       requires_grad=current.requires_grad)
+            else:
+                module._buffers[key] = torch.empty(shape, dtype=current.dtype)
+
+
+def _record_structure(run_dir: Path, structure: dict[str, dict[str, Any]]) -> None:
+    """Write the pruned shapes into the run's config.json (model.pruned) and stamp its weights files with
+    the new model section's digest (which rebuild() checks)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from .artifacts import atomic_write
+    from .rundir import model_digest, write_config
+
+    config = json.loads((run_dir / "config.json").read_text())
+    config.pop("format", None)
+    config["model"]["pruned"] = structure
+    write_config(run_dir, config)
+    digest = model_digest(config["model"])
+    for weights in run_dir.glob("*.safetensors"):
+        with safe_open(str(weights), "pt") as f:
+            metadata = dict(f.metadata() or {})
+        if "model_digest" in metadata:
+            tensors = load_file(str(weights))
+            atomic_write(weights, lambda p: save_file(tensors, str(p), metadata={**metadata, "model_digest": digest}))
+
+
 def compress(run_dir: str | Path, sparsity: float, out: str | Path | None = None, epochs: int = 3,
-             lr: float | None = None, quiet: bool = True) -> dict[str, Any]:
-    """Prune a run to `sparsity` (0..1), fine-tune for `epochs` (0: none) at `lr` (default: the run's lr / 10),
-    evaluating before, after pruning and after fine-tuning. Returns the facts; the new run is in facts["run_dir"]."""
+             lr: float | None = None, quiet: bool = True, prune: str = "weights") -> dict[str, Any]:
+    """Prune a run to `sparsity` (0..1): prune="weights" sets that share of the weights to zero,
+    prune="channels" removes that share of the channels of each backbone layer. Then, fine-tune for `epochs` (0: none) at `lr` (default: the
+    run's lr / 10), evaluating before, after pruning and after fine-tuning. Returns the facts; the new
+    run is in facts["run_dir"]."""
     from .api import load_run
-    from .artifacts import write_json
-    from .rundir import next_run_dir
+    from .artifacts import save_weights, write_json
+    from .export import calibration_batches, example_input
+    from .model import build_model
+    from .plugins import get_zoo
+    from .rundir import model_digest, next_run_dir
     from .trainer import train
 
+    if prune not in ("weights", "channels"):
+        raise ZooError(f"--prune {prune}: use weights (zero the smallest weights) or channels (remove whole channels)")
     if not 0 < sparsity < 1:
-        raise ZooError(f"--sparsity {sparsity}: give the share of weights to remove, between 0 and 1 (e.g. 0.5)")
+        raise ZooError(f"--sparsity {sparsity}: give the share of {prune} to remove, between 0 and 1 (e.g. 0.5)")
     run = load_run(run_dir, device="cpu")
     task = run.task.name
     out = Path(out) if out else next_run_dir(task)
     before, _ = run.evaluate(workers=0)
-    masks = magnitude_masks(run.model, sparsity)
-    apply_masks(run.model, masks)
+    parameters_before = parameter_count(run.model)
+    masks: dict[str, torch.Tensor] = {}
+    structure = dict(run.config["model"].get("pruned") or {})
+    if prune == "channels":
+        reference = build_model(get_zoo(), {k: v for k, v in run.config["model"].items() if k != "pruned"})
+        prune_channels(run.model, sparsity, example_input(run.data_config, 2))
+        structure = pruned_structure(reference, run.model)
+    else:
+        masks = magnitude_masks(run.model, sparsity)
+        apply_masks(run.model, masks)
+    batches = calibration_batches(run)
+    if batches is not None:
+        recalibrate_batchnorm(run.model, batches(BATCHNORM_IMAGES))
     pruned, _ = run.evaluate(workers=0)
     state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
 
     def start_from_pruned(model: nn.Module) -> None:
+        if structure:
+            apply_structure(model, structure)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise ZooError(f"{run_dir}: the pruned weights do not fit the rebuilt model")
-        apply_masks(model, masks, keep_zero=True)
+        if masks:
+            apply_masks(model, masks, keep_zero=True)
 
     cfg = dict(run.config["train"])
     if epochs > 0:
         settings = {**{k: v for k, v in cfg.items() if k not in ("out", "weights", "resume")},
+                    # pruning damaged the backbone most: it learns at the full fine-tuning rate, not a fraction
                     "epochs": epochs, "lr": lr if lr is not None else cfg["lr"] / 10, "mode": "finetune",
+                    "backbone_lr_mult": 1.0,
                     "pretrained": False, "cache_features": False, "warmup_epochs": 0, "patience": 0, "out": str(out)}
         train(task, quiet=quiet, model_init=start_from_pruned, **settings)
+        if structure:  # the trainer saved the options' network description; the weights are the pruned one's
+            _record_structure(out, structure)
         tuned_run = load_run(out, device="cpu")
         tuned, _ = tuned_run.evaluate(workers=0)
-        final_sparsity = sparsity_of(tuned_run.model)
+        final_model = tuned_run.model
     else:
-        from .artifacts import save_weights
-
         out.mkdir(parents=True, exist_ok=True)
-        import shutil
-
-        shutil.copy(Path(run_dir) / "config.json", out / "config.json")
-        save_weights(run.model, out / "best.safetensors", {"task": task})
-        tuned, final_sparsity = pruned, sparsity_of(run.model)
-    facts = {"source": str(run_dir), "run_dir": str(out), "sparsity": sparsity, "fine_tune_epochs": epochs,
-             "zero_weights": final_sparsity[1], "prunable_weights": final_sparsity[2],
+        config = json.loads((Path(run_dir) / "config.json").read_text())
+        if structure:
+            config["model"]["pruned"] = structure
+        write_json(out / "config.json", config)
+        save_weights(run.model, out / "best.safetensors", {"task": task, "model_digest": model_digest(config["model"])})
+        tuned, final_model = pruned, run.model
+    final_sparsity = sparsity_of(final_model)
+    facts = {"source": str(run_dir), "run_dir": str(out), "sparsity": sparsity, "prune": prune,
+             "fine_tune_epochs": epochs, "zero_weights": final_sparsity[1], "prunable_weights": final_sparsity[2],
+             "parameters": {"original": parameters_before, "pruned": parameter_count(final_model)},
              "scores": {"original": before, "pruned": pruned, "fine_tuned": tuned}}
     write_json(out / "compress.json", facts)
     return facts

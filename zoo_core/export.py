@@ -209,12 +209,12 @@ def export_onnx_int8(model: nn.Module, example: torch.Tensor, path: Path, *, out
                      metadata: dict[str, Any], calibration: Callable[[int], Iterator[torch.Tensor]] | None = None,
                      evaluate: Callable[[Path], dict[str, float]] | None = None, mode: str = "static",
                      calibration_images: int = 256, calibrate_method: str = "minmax", per_channel: bool = True,
-                     opset: int = 18) -> dict[str, Any]:
+                     opset: int = 18, latency_seconds: float = 1.0) -> dict[str, Any]:
     """8-bit ONNX with ONNX Runtime's post-training quantization. static (default): QDQ, int8 weights per
     output channel, uint8 activations whose ranges are calibrated on `calibration_images` training images;
     dynamic: int8 weights, activation ranges computed at run time (no calibration). Reports size and
-    batch-1 latency against the float32 export and, when the model has data, the validation scores of
-    both."""
+    batch-1 latency (each file timed for `latency_seconds`) against the float32 export and, when the
+    model has data, the validation scores of both."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -259,8 +259,8 @@ def export_onnx_int8(model: nn.Module, example: torch.Tensor, path: Path, *, out
         diff = max(float(np.abs(np.asarray(e, np.float64) - g).max()) if e.size else 0.0 for e, g in zip(expected, got))
         one = example[:1]
         facts = {"outputs": facts["outputs"], "max_abs_diff_vs_pytorch": diff,
-                 "fp32_bytes": fp32.stat().st_size, "fp32_latency_ms": latency_ms(reference, one),
-                 "latency_ms": latency_ms(session, one)}
+                 "fp32_bytes": fp32.stat().st_size, "fp32_latency_ms": latency_ms(reference, one, latency_seconds),
+                 "latency_ms": latency_ms(session, one, latency_seconds)}
         if evaluate is not None:
             facts["fp32_scores"], facts["scores"] = evaluate(fp32), evaluate(path)
     return facts

@@ -108,4 +108,9 @@ def build_model(zoo, mc: dict[str, Any]) -> ZooModel:
                                     **mc.get("backbone_options", {}))
     backbone.data_config = DataConfig.from_dict(mc["data_config"])
     head, head_input = build_head(zoo, mc["head"], backbone, mc["info"], mc.get("head_options", {}))
-    return ZooModel(backbone, head, head_input)
+    model = ZooModel(backbone, head, head_input)
+    if mc.get("pruned"):  # zoo compress --channels removed channels: the shapes the weights have
+        from .compress import apply_structure
+
+        apply_structure(model, mc["pruned"])
+    return model

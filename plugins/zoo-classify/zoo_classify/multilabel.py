@@ -253,6 +253,16 @@ class MultiLabelTask(Task):
     def deploy(self, model: nn.Module, info: dict[str, Any]) -> tuple[nn.Module, list[str]]:
         return MultiLabelOutputs(model, info), ["probabilities", "labels"]
 
+    def undeploy(self, outputs: dict[str, torch.Tensor], info: dict[str, Any]) -> torch.Tensor:
+        """Logits again from an exported file's probabilities: logit(p) per label (sigmoid inverts it),
+        log p within a group (its softmax gives p back); the decisions are recomputed from them."""
+        probs = outputs["probabilities"].float()
+        p = probs.clamp(1e-7, 1 - 1e-7)
+        logits = p.log() - (1 - p).log()
+        for idx in group_index(info):  # float32's smallest normal: log stays finite
+            logits = logits.index_copy(1, idx, probs.index_select(1, idx).clamp_min(1e-38).log())
+        return logits
+
 
 # ----------------------------------------------------------------------------------------------- loss
 

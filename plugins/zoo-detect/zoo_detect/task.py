@@ -162,7 +162,10 @@ class DetectTask(Task):
 
     def step(self, model: nn.Module, batch: Batch, loss_fn: Any, optimizer: str = "main") -> StepOutput:
         outputs = model(batch.inputs)
-        out = StepOutput.from_loss(loss_fn(outputs, batch.targets))
+        # An exported file's outputs (Task.undeploy) are decoded boxes without the locations the loss
+        # assigns objects to: its metrics are measured, its loss is not.
+        loss = loss_fn(outputs, batch.targets) if "points" in outputs else torch.tensor(float("nan"))
+        out = StepOutput.from_loss(loss)
         # the inputs: for the report's pictures; training: the metrics measure only a sample of training batches
         out.outputs = {**outputs, "inputs": batch.inputs, "training": model.training}
         return out
@@ -193,3 +196,10 @@ class DetectTask(Task):
 
     def deploy(self, model: nn.Module, info: dict[str, Any]) -> tuple[nn.Module, list[str]]:
         return DeployedDetector(model), ["boxes", "scores"]
+
+    def undeploy(self, outputs: dict[str, torch.Tensor], info: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Outputs that decode (boxes.detections) to the exported file's boxes and scores: the score as
+        the class probability, with a centerness whose sigmoid is 1 (location_scores gives the score back)."""
+        p = outputs["scores"].float().square().clamp(1e-12, 1 - 1e-7)
+        return {"boxes": outputs["boxes"].float(), "logits": p.log() - (1 - p).log(),
+                "centerness": torch.full(p.shape[:2], 40.0)}

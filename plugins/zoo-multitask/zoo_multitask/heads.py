@@ -115,6 +115,16 @@ def to_original(spec: dict[str, Any], output: torch.Tensor) -> torch.Tensor:
     return output * spec["scale"] + spec["shift"]
 
 
+def from_original(spec: dict[str, Any], value: torch.Tensor) -> torch.Tensor:
+    """The inverse of to_original: logit(p), log p (softmax gives p back), or the standardised value."""
+    if spec["type"] == "binary":
+        p = value.clamp(1e-7, 1 - 1e-7)
+        return p.log() - (1 - p).log()
+    if spec["type"] == "multiclass":
+        return value.clamp_min(1e-38).log()
+    return (value - spec["shift"]) / spec["scale"]
+
+
 class Deployed(nn.Module):
     """The model as exported: one named output per head, in original units (see to_original)."""
 

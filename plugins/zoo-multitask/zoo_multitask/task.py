@@ -13,7 +13,7 @@ from torchvision.transforms import v2 as T
 from zoo_core import Augment, DataConfig, Prediction, Preprocess, Task, ZooError, draw_caption
 
 from . import DEFAULT_BACKBONES
-from .heads import OUTPUT, Deployed, to_original
+from .heads import OUTPUT, Deployed, from_original, to_original
 from .metrics import MultiTaskMetrics
 
 DRAW_SIZE = 192  # images are enlarged to at least this many pixels before the captions are drawn
@@ -105,3 +105,7 @@ class MultiTaskTask(Task):
         probability (B,), multiclass heads the class probabilities (B, classes), regression heads the
         value (B,) in the column's units. Class names and units are in the metadata's info."""
         return Deployed(model, info["targets"]), [s["name"] for s in info["targets"]]
+
+    def undeploy(self, outputs: dict[str, torch.Tensor], info: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Each head's raw output again from an exported file's (see from_original)."""
+        return {s["name"]: from_original(s, outputs[s["name"]].float()) for s in info["targets"]}
