@@ -289,16 +289,32 @@ def _train_options(fn):
 @main.command()
 @click.argument("task", required=False)
 @_train_options
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train in N processes (DistributedDataParallel, one per GPU, or CPU processes); "
+                   "--batch-size is the global batch. Several machines: see torchrun in the README.")
 @friendly
-def train(task: str | None, sets: tuple[str, ...], config: str | None, resume: str | None, quiet: bool, **flags):
+def train(task: str | None, sets: tuple[str, ...], config: str | None, resume: str | None, quiet: bool, nproc: int,
+          **flags):
     """Train TASK (zoo list shows them) on its embedded dataset, or on --data."""
+    from . import distributed
     from .config import parse_set
-    from .trainer import train as run_training
 
     if task is None and resume is None:
         raise ZooError("name a task (zoo train TASK) or a run to continue (--resume RUN); zoo list shows tasks")
+    if nproc > 1 and not distributed.under_launcher():  # the same command, once per process, under torchrun
+        sys.exit(distributed.launch(nproc, distributed.command_line("train")))
     settings = {**{k: v for k, v in flags.items() if v is not None}, **parse_set(sets)}
-    result = run_training(task or "", config=config, resume=resume, quiet=quiet, **settings)
+    from .trainer import Interrupted, train as run_training
+
+    try:
+        result = run_training(task or "", config=config, resume=resume, quiet=quiet, **settings)
+    except (ZooError, Interrupted, KeyboardInterrupt) as e:
+        if distributed.is_worker():  # rank 0 says it once for all processes
+            sys.exit(report_failure(e) if not isinstance(e, (ZooError, Interrupted)) else
+                     (e.exit_code if isinstance(e, Interrupted) else EXIT_USER_ERROR))
+        raise
+    if distributed.is_worker():
+        return
     metric = next((k for k in result.best if k != "epoch"), None)
     summary = f"{metric} {result.best[metric]:.4f} (best, epoch {result.best['epoch']})" if metric else "no epoch finished"
     click.echo(f"{summary}; {result.status} in {result.seconds:.0f}s; run saved to {result.run_dir}")

@@ -151,6 +151,11 @@ SETTINGS: tuple[Setting, ...] = (
     S("channels_last", bool, True, "channels_last memory format on CUDA.", group="machine"),
     S("workers", int, -1, "Data-loading processes (-1: auto).", min=-1, max=256, group="machine"),
     S("out", str, None, "Run directory (default runs/<task>-NNN).", nullable=True, group="machine"),
+    # --- speed and training tools (multi-process training is `zoo train --nproc N`, a launch option)
+    S("compile", bool, False, "torch.compile the model (a slower first epoch, faster later ones on a GPU).",
+      group="machine"),
+    S("tensorboard", bool, False, "Also log to TensorBoard (RUN/tensorboard; pip install 'zoo-core[tensorboard]').",
+      group="machine"),
 )
 del S
 
