@@ -268,6 +268,9 @@ class TensorBoardLog:
             if split in ("train", "val") and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(f"{split}/{name}", value, step)
         self.writer.add_scalar("epoch/lr", record["lr"], step)
+        self.pictures(step, pictures)
+
+    def pictures(self, step: int, pictures: list[str]) -> None:
         for path in pictures:
             if str(path).lower().endswith(".png"):
                 import numpy as np

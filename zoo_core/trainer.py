@@ -366,6 +366,23 @@ def _to(obj: Any, device: torch.device) -> Any:
     return _apply(obj, lambda t: t.to(device))
 
 
+def transformed_once(dataset, limit_gb: float):
+    """The dataset's samples, transformed now and kept as a list, when they fit in `limit_gb`; else as it is."""
+    if len(dataset) == 0:
+        return dataset
+    first = dataset[0]
+    size = sum(t.numel() * t.element_size() for t in _tensors(first))
+    if size * len(dataset) > limit_gb * 2**30:
+        return dataset
+    return [first] + [dataset[i] for i in range(1, len(dataset))]
+
+
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    found: list[torch.Tensor] = []
+    _apply(obj, lambda t: found.append(t) or t)
+    return found
+
+
 def check_forward(model: ZooModel, cfg: dict[str, Any]) -> None:
     """One forward pass of a blank pair of images: an option a component takes without checking (timm
     passes **options on) fails here as one line naming it, not in the middle of the first epoch."""
@@ -564,6 +581,12 @@ def prepare(task_name: str, *, config: str | Path | None, resume: str | Path | N
         collate = FeatureCollate(task)
         data = DataSplits(train_set, val_set, data.info, data.skipped, data.description + ", backbone features cached",
                           in_memory=True, batch_sampler=data.batch_sampler)
+    # Data held in memory through a deterministic transform gives the same tensors every epoch: transform it
+    # once (validation always: the eval transform; training without augmentation, whose transform is the eval one).
+    if data.in_memory and isinstance(val_set, SampleDataset):
+        val_set = transformed_once(val_set, cfg["cache_limit_gb"])
+        if cfg["augment"] == "none":
+            train_set = transformed_once(train_set, cfg["cache_limit_gb"])
     if cfg["compile"]:  # compiled in place: the state dict, checkpoints and exports stay those of the model
         model.compile()
     train_loader = data_loader(train_set, cfg, machine, data, collate, shuffle=True, dist=dist)
@@ -686,6 +709,7 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     if state is not None and not s.finished and cfg["patience"] and bad_epochs >= cfg["patience"]:
         status, last_epoch = "stopped early", start_epoch  # it had stopped early when it was killed
     find_unused = len(optimizers) > 1  # each optimizer's step uses only its own parameters
+    report = _BestReport(run_dir)
     try:
         for epoch in range(start_epoch, last_epoch):
             t_epoch = time.time()
@@ -777,7 +801,14 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
             commit(epoch + 1)
             artifacts.kill_point(f"publish@{epoch + 1}")
             publish("running")
-            reported = val_metrics.report(run_dir) if improved and writes else []
+            reported = []
+            if improved and writes:
+                # The report (a confusion matrix, pictures of predictions) is of the best epoch. Drawing it can
+                # cost more than a small model's epoch, so while it would pass 5% of the run it is drawn at the
+                # end: its metrics are kept aside and validation gets fresh ones.
+                report.pending, val_metrics = val_metrics, task.metrics(info)
+                if report.seconds <= 0.05 * (time.time() - t_start):
+                    reported = report.write()
             if board is not None:
                 board.epoch(epoch, len(train_loader), torch.stack(step_losses).tolist() if step_losses else [], step_lrs,
                             record, reported)
@@ -789,8 +820,12 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
                 status = "stopped early"
                 log(f"early stop: {primary} has not improved for {bad_epochs} epochs")
                 break
+        pictures = report.write()
+        if board is not None and pictures:
+            board.pictures(committed["best"]["epoch"], pictures)
     except KeyboardInterrupt as e:
         bar.close()
+        report.write(quietly=True)
         # The end of the last finished epoch is checkpointed, and resuming from it repeats the run exactly.
         by = "SIGTERM" if isinstance(e, _Terminated) else "Ctrl-C"
         _try_save_config(save_config, "interrupted")
@@ -798,6 +833,7 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         raise Interrupted(run_dir, by, 143 if by == "SIGTERM" else 130) from None
     except OSError as e:  # a full disk, a file size limit, a directory gone or read-only
         bar.close()
+        report.write(quietly=True)
         _try_save_config(save_config, "failed")
         raise ZooError(f"{run_dir}: cannot write ({e.strerror or e}); the checkpoint of epoch {committed['epoch']} is "
                        f"intact: fix that, then resume with: zoo train --resume {run_dir}") from None
@@ -805,6 +841,7 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         bar.close()
         if isinstance(e, _Diverged):
             status = "diverged"
+        report.write(quietly=True)
         _try_save_config(save_config, status if status == "diverged" else "failed")
         raise
     finally:
@@ -824,6 +861,27 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
                        "its checkpoint is intact") from None
     dist.barrier()  # every process leaves together, after rank 0's last write
     return TrainResult(run_dir, committed["best"], status, time.time() - t_start)
+
+
+class _BestReport:
+    """The task's report of the best epoch so far, written now or later (see the loop)."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir, self.pending, self.seconds = run_dir, None, 0.0
+
+    def write(self, quietly: bool = False) -> list[str]:
+        if self.pending is None:
+            return []
+        t = time.time()
+        metrics, self.pending = self.pending, None
+        try:
+            return list(metrics.report(self.run_dir))
+        except Exception:
+            if not quietly:
+                raise
+            return []  # the run is already ending on another error, which matters more
+        finally:
+            self.seconds += time.time() - t
 
 
 class _Diverged(ZooError):

@@ -1,0 +1,132 @@
+"""What zoo's trainer costs over a bare training loop, measured in the same run.
+
+    python bench/trainer_overhead.py                 # 15 epochs (the digits recipe's), 3 rounds
+    python bench/trainer_overhead.py --epochs 5 --rounds 1
+
+Both train the digits recipe without augmentation: scikit-learn's 1,797 digits at 28x28 (1,438 train,
+359 validation), the two-conv CNN `cnn2` + a linear head from scratch, AdamW 3e-3 (weight decay 0.01),
+a per-step cosine schedule, batch 64, and validate every epoch (loss and accuracy).
+- zoo: `zoo train classify --augment none --epochs N`, a separate process (its start-up included).
+- bare: the same network written in plain torch and trained in the style of the source material
+  (the data as tensors in a TensorDataset, a DataLoader, `loss.item()` every step, validation loss and
+  accuracy every epoch), also a separate process: `python bench/trainer_overhead.py --bare`.
+Two ratios, bare / zoo (1.0: zoo costs nothing; the goals are >= 0.97 and >= 0.9):
+- inside the epochs: the seconds of the epochs (training and validation) only;
+- whole command: the wall clock of each process, start-up, data, checkpoints and plots included.
+The rounds alternate zoo and bare so both see the same machine; the table gives the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bare(epochs: int) -> dict:
+    """The source material's loop on the same data and network; returns its timings as JSON-able numbers."""
+    t_start = time.perf_counter()
+    import math
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from torch import nn
+
+    torch.manual_seed(0)
+    d = load_digits()
+    x = torch.tensor(np.round(d.images * (255.0 / 16.0)) / 255.0, dtype=torch.float32).unsqueeze(1)
+    x = (F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False) - 0.5) / 0.5
+    y = torch.tensor(d.target)
+    tr, va = train_test_split(np.arange(len(y)), test_size=0.2, stratify=d.target, random_state=0)
+    train_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[tr], y[tr]), batch_size=64,
+                                               shuffle=True, drop_last=True)
+    val_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[va], y[va]), batch_size=64)
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+    total = epochs * len(train_loader)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    epoch_seconds = []
+    for epoch in range(epochs):
+        t = time.perf_counter()
+        model.train()
+        running, seen = 0.0, 0
+        for xb, yb in train_loader:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            running += loss.item() * len(xb)
+            seen += len(xb)
+        model.eval()
+        val_loss, correct = 0.0, 0
+        with torch.no_grad():
+            for xb, yb in val_loader:
+                out = model(xb)
+                val_loss += F.cross_entropy(out, yb, reduction="sum").item()
+                correct += (out.argmax(1) == yb).sum().item()
+        epoch_seconds.append(time.perf_counter() - t)
+        print(f"epoch {epoch + 1}: train_loss {running / seen:.4f} val_loss {val_loss / len(va):.4f} "
+              f"val_accuracy {correct / len(va):.4f}", file=sys.stderr)
+    return {"epochs": sum(epoch_seconds), "inside": time.perf_counter() - t_start, "val_accuracy": correct / len(va)}
+
+
+def run_zoo(epochs: int, out: Path) -> dict:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "zoo_core.cli", "train", "classify", "--augment", "none", "--epochs", str(epochs),
+                    "--out", str(out), "-q"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {"wall": wall, "epochs": sum(r["seconds"] for r in rows), "val_accuracy": max(r["val_accuracy"] for r in rows)}
+
+
+def run_bare(epochs: int) -> dict:
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, __file__, "--bare", "--epochs", str(epochs)], check=True, cwd=ROOT,
+                          capture_output=True, text=True)
+    return {"wall": time.perf_counter() - t, **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bare", action="store_true", help="(internal) run the bare loop and print its timings")
+    args = parser.parse_args()
+    if args.bare:
+        print(json.dumps(bare(args.epochs)))
+        return
+    zoo, ref = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            zoo.append(run_zoo(args.epochs, Path(tmp) / f"run{r}"))
+            ref.append(run_bare(args.epochs))
+    med = lambda rows, key: statistics.median(row[key] for row in rows)  # noqa: E731
+    threads = os.environ.get("OMP_NUM_THREADS", "all cores")
+    print(f"digits recipe without augmentation, {args.epochs} epochs, median of {args.rounds} rounds "
+          f"({os.cpu_count()} cores, OMP_NUM_THREADS={threads})\n")
+    print("| | bare loop | zoo train | ratio (bare / zoo) | goal |")
+    print("|---|---|---|---|---|")
+    print(f"| inside the epochs (train + validation) | {med(ref, 'epochs'):.2f} s | {med(zoo, 'epochs'):.2f} s | "
+          f"**{med(ref, 'epochs') / med(zoo, 'epochs'):.2f}x** | >= 0.97x |")
+    print(f"| whole command (start-up, data, checkpoints, plots) | {med(ref, 'wall'):.2f} s | {med(zoo, 'wall'):.2f} s | "
+          f"**{med(ref, 'wall') / med(zoo, 'wall'):.2f}x** | >= 0.9x |")
+    print(f"| best validation accuracy | {med(ref, 'val_accuracy'):.4f} | {med(zoo, 'val_accuracy'):.4f} | | |")
+
+
+if __name__ == "__main__":
+    main()
