@@ -16,6 +16,7 @@ split). Only rank 0 writes files and logs.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -187,18 +188,23 @@ def launch(nproc: int, argv: list[str]) -> int:
 
     if nproc < 1:
         raise ZooError(f"--nproc must be >= 1, got {nproc}")
+    os.environ.setdefault("LOGLEVEL", "ERROR")  # torch's launcher logs at WARNING per module; the workers speak for themselves
     # torchrun would set 1 and warn; share the cores out instead (each process is one trainer)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     args = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "zoo_core.cli", *argv])
     import logging
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # workers speak for themselves
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
     try:
         run(args)
     except ChildFailedError as e:
         codes = [f.exitcode for f in e.failures.values()]
         # a worker ended by a signal has a negative code; the first real one is what the user gets
         return next((c for c in codes if c > 0), 1)
+    except SignalException as e:  # Ctrl-C or SIGTERM reached the launcher too: rank 0 said how to resume
+        return 143 if e.sigval == signal.SIGTERM else 130
     return 0
 
 
