@@ -183,18 +183,19 @@ class RoundRobinBatches(torch.utils.data.Sampler):
 
 def launch(nproc: int, argv: list[str]) -> int:
     """Run `zoo <argv>` in `nproc` processes under torch.distributed.run on this machine; the exit code."""
+    # the launcher's own logs (a worker failed, a signal came) would repeat what the workers say; read at import
+    os.environ.setdefault("LOGLEVEL", "CRITICAL")
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
     if nproc < 1:
         raise ZooError(f"--nproc must be >= 1, got {nproc}")
-    os.environ.setdefault("LOGLEVEL", "ERROR")  # torch's launcher logs at WARNING per module; the workers speak for themselves
     # torchrun would set 1 and warn; share the cores out instead (each process is one trainer)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     args = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "zoo_core.cli", *argv])
     import logging
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     from torch.distributed.elastic.multiprocessing.api import SignalException
 
     try:

@@ -900,7 +900,7 @@ def _mean_over_processes(scores: dict[str, float], dist: Dist) -> dict[str, floa
     Validation metrics are exact (see evaluate)."""
     if not dist.active or not scores:
         return scores
-    keys = sorted(scores)
+    keys = list(scores)  # the same order in every process, and the task's own
     sums = dist.all_sum([torch.tensor(float(scores[k])) for k in keys])
     return {k: float(v) / dist.world for k, v in zip(keys, sums)}
 
