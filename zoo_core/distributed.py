@@ -76,8 +76,9 @@ class Dist:
         """Sums over all ranks of a list of scalar tensors (one collective)."""
         if not self.active or not values:
             return values
-        flat = torch.stack([v.detach().double().reshape(()) for v in values])
-        torch.distributed.all_reduce(flat)
+        # a few numbers: summed on the CPU, over gloo (beside nccl too), whatever device they come from
+        flat = torch.stack([v.detach().double().cpu().reshape(()) for v in values])
+        torch.distributed.all_reduce(flat, group=self.objects)
         return list(flat.unbind())
 
     def barrier(self) -> None:
