@@ -74,3 +74,30 @@ def test_the_relaunched_command_line_drops_nproc(monkeypatch, argv, expected):
 
     monkeypatch.setattr("sys.argv", ["zoo", *argv])
     assert distributed.command_line("train") == expected
+
+
+def test_each_rank_takes_its_share_of_the_very_batches_one_process_draws():
+    import torch
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+
+    from zoo_core.distributed import RoundRobinBatches, ShardedBatches
+
+    data = list(range(30))
+    one = torch.Generator().manual_seed(7)
+    single = [b.tolist() for b in DataLoader(data, batch_size=8, shuffle=True, generator=one, drop_last=True)]
+    shards = []
+    for rank in range(2):
+        g = torch.Generator().manual_seed(7)
+        sampler = ShardedBatches(BatchSampler(RandomSampler(data, generator=g), 8, True), rank, 2)
+        shards.append([b.tolist() for b in DataLoader(data, batch_sampler=sampler, generator=g)])
+        assert len(sampler) == len(single) == 3
+    for k, batch in enumerate(single):
+        assert sorted(shards[0][k] + shards[1][k]) == sorted(batch) and len(shards[0][k]) == len(shards[1][k]) == 4
+
+    # a task's own batch sampler (PK sampling, aspect-ratio batches): batches trimmed to a multiple of the
+    # processes; validation: whole batches, every N-th to each rank, in order
+    task_batches = [[0, 1, 2, 3, 4], [5, 6, 7, 8], [9]]
+    assert [list(ShardedBatches(task_batches, r, 2)) for r in range(2)] == [[[0, 2], [5, 7]], [[1, 3], [6, 8]]]
+    val = [[0, 1], [2, 3], [4]]
+    assert [list(RoundRobinBatches(val, r, 2)) for r in range(2)] == [[[0, 1], [4]], [[2, 3]]]
+    assert RoundRobinBatches(val, 1, 2).rounds() == 2
