@@ -583,10 +583,11 @@ def prepare(task_name: str, *, config: str | Path | None, resume: str | Path | N
                           in_memory=True, batch_sampler=data.batch_sampler)
     # Data held in memory through a deterministic transform gives the same tensors every epoch: transform it
     # once (validation always: the eval transform; training without augmentation, whose transform is the eval one).
+    # At most a quarter of cache_limit_gb each: float tensors at the input size can outweigh the images.
     if data.in_memory and isinstance(val_set, SampleDataset):
-        val_set = transformed_once(val_set, cfg["cache_limit_gb"])
+        val_set = transformed_once(val_set, cfg["cache_limit_gb"] / 4)
         if cfg["augment"] == "none":
-            train_set = transformed_once(train_set, cfg["cache_limit_gb"])
+            train_set = transformed_once(train_set, cfg["cache_limit_gb"] / 4)
     if cfg["compile"]:  # compiled in place: the state dict, checkpoints and exports stay those of the model
         model.compile()
     train_loader = data_loader(train_set, cfg, machine, data, collate, shuffle=True, dist=dist)
