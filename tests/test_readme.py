@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -34,13 +35,16 @@ def test_the_plugin_example_installs_and_trains(tmp_path, monkeypatch, image_fol
     from zoo_core.cli import main
     from zoo_core.plugins import get_zoo
 
-    source = _block_after("`zoo-cosine/zoo_cosine.py`", "python")
+    files = dict(re.findall(r"`zoo-cosine/(\S+\.py)`:\n\n```python\n(.*?)```", README, re.S))
+    assert "zoo_cosine/__init__.py" in files, "README has no zoo-cosine/zoo_cosine/__init__.py block"
     pyproject = tomllib.loads(_block_after("`zoo-cosine/pyproject.toml`", "toml"))
     (name, target), = pyproject["project"]["entry-points"]["zoo"].items()
     site = tmp_path / "site"
     info = site / "zoo_cosine-0.1.0.dist-info"
     info.mkdir(parents=True)
-    (site / f"{target}.py").write_text(source)
+    for relative, source in files.items():
+        (site / relative).parent.mkdir(parents=True, exist_ok=True)
+        (site / relative).write_text(source)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {pyproject['project']['name']}\n"
                                    f"Version: {pyproject['project']['version']}\n")
     (info / "entry_points.txt").write_text(f"[zoo]\n{name} = {target}\n")
@@ -49,6 +53,7 @@ def test_the_plugin_example_installs_and_trains(tmp_path, monkeypatch, image_fol
     try:
         listed = CliRunner().invoke(main, ["list"])
         assert "cosine (zoo-cosine 0.1.0)" in listed.stdout
+        assert "zoo_cosine.heads" not in sys.modules  # listed without importing the head's code
         res = CliRunner().invoke(main, ["train", "classify", "--data", str(image_folder()), *FAST_FLAGS,
                                         "--head", "cosine", "--set", "head.scale=20", "--out", str(tmp_path / "run")])
         assert res.exit_code == 0, res.output

@@ -3,8 +3,9 @@
 The public API, for plugins and scripts alike; a plugin imports nothing else from zoo_core.
 
 Contract (components.py):  hookimpl, Task, Metrics, Prediction, StepOutput, Batch, DataSplits, DataConfig,
-                           Backbone, FeatureLevel, PretrainedHead, TimmModelBackbone,
-                           DatasetSpec, BackboneSpec, HeadSpec, LossSpec, ExporterSpec, Setting, ZooError
+                           Backbone, FeatureLevel, PretrainedHead, TimmModelBackbone, Setting, ZooError
+Registration (specs.py):   DatasetSpec, BackboneSpec, HeadSpec, LossSpec, ExporterSpec, TaskSpec, CommandSpec
+                           (no torch: a plugin's registration module imports only these and hookimpl)
 Data (data.py):            load_image, open_image, find_images, scan_images, check_listed_images, read_csv,
                            resolve_path, PATH_COLUMNS, stratified_split, random_split, skipped_example
 Transforms (transforms.py): Preprocess, Augment, Geometry, image_transforms, collate_samples, to_sample,
@@ -23,8 +24,9 @@ from .hookspecs import hookimpl  # noqa: F401
 # Everything else loads on first use: these pull in torch, and `zoo --help` should not wait for it.
 _LAZY = {
     **dict.fromkeys(["Backbone", "Batch", "DataConfig", "DataSplits", "FeatureLevel", "Metrics", "Prediction",
-                     "PretrainedHead", "StepOutput", "Task", "DatasetSpec", "BackboneSpec", "HeadSpec", "LossSpec",
-                     "ExporterSpec"], "components"),
+                     "PretrainedHead", "StepOutput", "Task"], "components"),
+    **dict.fromkeys(["DatasetSpec", "BackboneSpec", "HeadSpec", "LossSpec", "ExporterSpec", "TaskSpec", "CommandSpec"],
+                    "specs"),
     "Setting": "settings",
     "TimmModelBackbone": "backbones",
     **dict.fromkeys(["load_image", "open_image", "find_images", "scan_images", "check_listed_images", "read_csv",

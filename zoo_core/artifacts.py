@@ -8,10 +8,10 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where weights are read or written: the rest serves `zoo list` too
+    from torch import nn
 
 
 TMP_SUFFIX = ".tmp"
@@ -94,6 +94,8 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
 def save_state(path: str | Path, state: dict[str, Any]) -> Path:
     """Optimizer/scheduler/scaler state for --resume: tensors and plain Python values only, so it
     loads back with torch.load(weights_only=True)."""
+    import torch
+
     def write(p: Path) -> None:
         buffer = io.BytesIO()  # serialised in memory, so a full disk is Python's OSError, not torch's RuntimeError
         torch.save(state, buffer)
@@ -103,4 +105,6 @@ def save_state(path: str | Path, state: dict[str, Any]) -> Path:
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)

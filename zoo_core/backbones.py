@@ -141,6 +141,19 @@ def timm_has(name: str) -> bool:
     return timm.is_model(name)
 
 
+def timm_weights(name: str) -> str:
+    """Where timm's default pretrained weights for `name` come from (BackboneSpec.weights)."""
+    import timm
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(name)
+    except RuntimeError:
+        return "none"
+    if cfg is None:
+        return "none"
+    return f"hf-hub:{cfg.hf_hub_id}" if cfg.hf_hub_id else f"url:{cfg.url}" if cfg.url else "none"
+
+
 # --------------------------------------------------------------------------------------- torchvision
 
 def _torchvision_body(model: nn.Module, name: str) -> nn.Module:
@@ -208,6 +221,15 @@ class TorchvisionBackbone(Backbone):
 def torchvision_names() -> list[str]:
     from torchvision import models
     return models.list_models(module=models)
+
+
+def torchvision_weights(name: str) -> str:
+    from torchvision import models
+
+    try:
+        return f"url:{models.get_model_weights(name).DEFAULT.url}"
+    except (ValueError, AttributeError):
+        return "none"
 
 
 class SequentialPyramid:
@@ -278,14 +300,7 @@ def _small_net_layers(name: str, c: int, h: int, w: int) -> nn.Sequential:
     raise ZooError(f"unknown small network '{name}'")
 
 
-SMALL_NETS = {
-    # name: (default input size, description)
-    "linear": ((1, 28, 28), "no hidden layer: pixels to the head (a linear classifier)"),
-    "mlp": ((1, 28, 28), "one hidden layer of 100 units"),
-    "cnn1": ((1, 28, 28), "one conv layer (9 filters, 5x5)"),
-    "cnn2": ((1, 28, 28), "two conv + max-pool blocks (16, 32 filters)"),
-    "lenet": ((3, 32, 32), "LeNet-5 (CIFAR-10 variant)"),
-}
+from .builtin import SMALL_NETS  # noqa: E402  (the table zoo-core registers them from, torch-free)
 
 
 class SmallNet(Backbone):
@@ -368,3 +383,69 @@ def count_parameters(module: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in module.parameters())
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     return total, trainable
+
+
+# ------------------------------------------------------- a task's default backbone: the first whose weights can be had
+
+HUB_TIMEOUT_S = 2.0  # how long a weight host may take to accept a connection before it counts as unreachable
+
+
+def weights_status(source: str) -> tuple[bool, str]:
+    """Whether pretrained weights from `source` (BackboneSpec.weights: "package:DIST", "hf-hub:REPO",
+    "url:URL", "none") can be had now, and in words where from or why not. Looks, in this order, at
+    installed packages, the local Hugging Face or torch.hub cache, then whether the host accepts a
+    connection within HUB_TIMEOUT_S: it never downloads and never waits longer."""
+    import importlib.metadata as md
+
+    from .network import hf_cached, hf_endpoint, hf_offline, reachable
+
+    kind, _, where = source.partition(":")
+    if kind == "package":
+        try:
+            md.distribution(where)
+            return True, f"pretrained weights from the installed package {where}"
+        except md.PackageNotFoundError:
+            return False, f"weights need the package {where}, which is not installed"
+    if kind == "hf-hub":
+        host = hf_endpoint().split("://")[-1]
+        if hf_cached(where):
+            return True, f"pretrained weights {where} from the local Hugging Face cache"
+        if hf_offline():
+            return False, "weights need the Hugging Face Hub, and HF_HUB_OFFLINE is set"
+        if reachable(hf_endpoint(), timeout=HUB_TIMEOUT_S):
+            return True, f"pretrained weights {where} from the Hugging Face Hub ({host})"
+        return False, f"weights need the Hugging Face Hub, which is unreachable ({host})"
+    if kind == "url":
+        host = where.split("://")[-1].split("/")[0]
+        if (Path(torch.hub.get_dir()) / "checkpoints" / Path(where).name).exists():
+            return True, f"pretrained weights from torch.hub's cache ({Path(where).name})"
+        if reachable(where, timeout=HUB_TIMEOUT_S):
+            return True, f"pretrained weights downloaded from {host}"
+        return False, f"weights need {host}, which is unreachable"
+    if kind == "none":
+        return False, "has no pretrained weights"
+    return True, "pretrained weights (the plugin does not say from where)"
+
+
+def choose_backbone(zoo, preferences: list[str], pretrained: bool = True) -> tuple[str, str]:
+    """A task's default backbone from its preference list: the first whose pretrained weights can be had
+    now (installed, cached, or a host that answers). Returns the name and the line that says why, e.g.
+    "backbone B (pretrained weights from the installed package P; A's weights need the Hugging Face Hub,
+    which is unreachable (huggingface.co))". When none can be had, the first installed one: building it
+    then says in one line what to do."""
+    if not pretrained:
+        name = next((n for n in preferences if zoo.backbones.knows(n)), preferences[0])
+        return name, f"backbone {name} (the task's default; no pretrained weights needed)"
+    passed: list[str] = []
+    for name in preferences:
+        if name not in zoo.backbones:
+            passed.append(f"{name} is not installed")
+            continue
+        component, local_name = zoo.backbones.resolve(name)
+        available, how = weights_status(component.spec.weights_of(local_name))
+        if available:
+            others = f"; {'; '.join(passed)}" if passed else ""
+            return name, f"backbone {name} ({how}{others}); --backbone NAME picks another"
+        passed.append(f"{name}'s {how}" if how.startswith("weights") else f"{name} {how}")
+    name = next((n for n in preferences if n in zoo.backbones), preferences[0])
+    return name, f"backbone {name}: no default backbone's weights can be had ({'; '.join(passed)})"

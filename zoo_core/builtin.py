@@ -1,43 +1,59 @@
 """zoo-core's own components, registered through the same hooks as any plugin: backbones, generic
-regression losses and exporters. No task's components: those come with the task's plugin."""
+regression losses and exporters. No task's components: those come with the task's plugin.
+
+Like any plugin's registration module it imports no torch: implementations are named "module:attr"
+and imported when used (see zoo_core/specs.py)."""
 
 from __future__ import annotations
 
-from torch import nn
-
 from . import hookimpl
-from .backbones import SMALL_NETS, TimmBackbone, TorchvisionBackbone, small_net_factory, timm_has, timm_names, torchvision_names
-from .components import BackboneSpec, ExporterSpec, LossSpec
-from .export import export_onnx, export_onnx_int8, export_safetensors, export_torchscript
-from .hub import hub_backbone
+from .specs import BackboneSpec, ExporterSpec, LossSpec
 
 # Losses on tensors of the same shape as the target: any output kind a task declares as "regression/...".
 REGRESSION = ("regression/*",)
+
+SMALL_NETS = {
+    # name: (default input size, description); built by zoo_core.backbones.SmallNet
+    "linear": ((1, 28, 28), "no hidden layer: pixels to the head (a linear classifier)"),
+    "mlp": ((1, 28, 28), "one hidden layer of 100 units"),
+    "cnn1": ((1, 28, 28), "one conv layer (9 filters, 5x5)"),
+    "cnn2": ((1, 28, 28), "two conv + max-pool blocks (16, 32 filters)"),
+    "lenet": ((3, 32, 32), "LeNet-5 (CIFAR-10 variant)"),
+}
 
 
 @hookimpl
 def register_backbones(register):
     for name, (size, description) in SMALL_NETS.items():
-        register(BackboneSpec(name, small_net_factory,
+        register(BackboneSpec(name, "zoo_core.backbones:small_net_factory", weights="none",
                               description=f"from scratch, {description}; input {size[0]}x{size[1]}x{size[2]}"))
-    register(BackboneSpec("timm", TimmBackbone, family=True, names=timm_names, has=timm_has,
+    register(BackboneSpec("timm", "zoo_core.backbones:TimmBackbone", family=True, names="zoo_core.backbones:timm_names",
+                          has="zoo_core.backbones:timm_has", weights="zoo_core.backbones:timm_weights",
                           description="any timm model by name; pretrained weights from the Hugging Face Hub"))
     # Families are tried in this order for a bare name; only a Hub repo id (namespace/name) reaches "hf-hub".
-    register(BackboneSpec("hf-hub", hub_backbone, family=True, names=lambda: [], has=lambda name: "/" in name,
+    register(BackboneSpec("hf-hub", "zoo_core.hub:hub_backbone", family=True, names=lambda: [],
+                          has=lambda name: "/" in name, weights=lambda name: f"hf-hub:{name.partition('@')[0]}",
                           description="the backbone of a model pushed with zoo push: hf-hub:NAMESPACE/NAME[@REV]"))
-    register(BackboneSpec("torchvision", TorchvisionBackbone, family=True, names=torchvision_names,
+    register(BackboneSpec("torchvision", "zoo_core.backbones:TorchvisionBackbone", family=True,
+                          names="zoo_core.backbones:torchvision_names", weights="zoo_core.backbones:torchvision_weights",
                           description="torchvision classification models; pretrained weights from download.pytorch.org"))
 
 
-def l1_loss(info, reduction: str = "mean") -> nn.Module:
+def l1_loss(info, reduction: str = "mean"):
+    from torch import nn
+
     return nn.L1Loss(reduction=reduction)
 
 
-def mse_loss(info, reduction: str = "mean") -> nn.Module:
+def mse_loss(info, reduction: str = "mean"):
+    from torch import nn
+
     return nn.MSELoss(reduction=reduction)
 
 
-def smooth_l1_loss(info, beta: float = 1.0) -> nn.Module:
+def smooth_l1_loss(info, beta: float = 1.0):
+    from torch import nn
+
     return nn.SmoothL1Loss(beta=beta)
 
 
@@ -50,12 +66,12 @@ def register_losses(register):
 
 @hookimpl
 def register_exporters(register):
-    register(ExporterSpec("onnx", export_onnx, ".onnx",
+    register(ExporterSpec("onnx", "zoo_core.export:export_onnx", ".onnx",
                           "ONNX via torch.export, named outputs and zoo metadata; checked, compared with onnxruntime"))
-    register(ExporterSpec("torchscript", export_torchscript, ".pt", "traced TorchScript (torch.jit), zoo.json inside; "
-                                                                   "compared with PyTorch"))
-    register(ExporterSpec("safetensors", export_safetensors, ".safetensors",
+    register(ExporterSpec("torchscript", "zoo_core.export:export_torchscript", ".pt",
+                          "traced TorchScript (torch.jit), zoo.json inside; compared with PyTorch"))
+    register(ExporterSpec("safetensors", "zoo_core.export:export_safetensors", ".safetensors",
                           "weights and the config that rebuilds the network (no code); checked by rebuilding"))
-    register(ExporterSpec("onnx-int8", export_onnx_int8, ".int8.onnx",
+    register(ExporterSpec("onnx-int8", "zoo_core.export:export_onnx_int8", ".int8.onnx",
                           "8-bit ONNX (ONNX Runtime quantization: static QDQ per-channel calibrated on training "
                           "images, or mode=dynamic); reports size, latency and validation scores against float32"))

@@ -102,11 +102,11 @@ class ZooGroup(click.Group):
     Commands plugins add (register_commands) are looked up only when a name is not zoo's own, so
     `zoo --help` and zoo's own commands do not wait for every plugin to load."""
 
-    def _plugin_commands(self) -> dict:
+    def _zoo(self):
         from .plugins import get_zoo
 
         try:
-            return get_zoo().commands
+            return get_zoo()
         except Exception as e:
             sys.exit(report_failure(e))
 
@@ -114,11 +114,30 @@ class ZooGroup(click.Group):
         own = super().get_command(ctx, name)
         if own is not None:
             return own
-        found = self._plugin_commands().get(name)
-        return found[0] if found else None
+        if name not in self._zoo().commands:
+            return None
+        if ctx.meta.get("zoo.listing"):  # `zoo --help` lists a plugin's command without importing it
+            command, _ = self._zoo().commands[name]
+            if not isinstance(command, click.Command):
+                from .registry import static_docstring
+
+                text = command.description or static_docstring(command.factory)
+                return click.Command(name, help=text)
+            return command
+        try:
+            return self._zoo().command(name)
+        except ZooError as e:
+            sys.exit(report_failure(e))
 
     def list_commands(self, ctx):
-        return [*super().list_commands(ctx), *sorted(self._plugin_commands())]
+        return [*super().list_commands(ctx), *sorted(self._zoo().commands)]
+
+    def format_commands(self, ctx, formatter):
+        ctx.meta["zoo.listing"] = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            ctx.meta.pop("zoo.listing", None)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -187,7 +206,8 @@ def catalog(zoo, registry: str | None = None) -> dict[str, list[dict[str, Any]]]
     by_task = {p.get("task"): p["name"] for p in data["plugin"] if p.get("task")}
     models = []
     for m in data["model"]:
-        available = (not m.get("task") or m["task"] in zoo.tasks) and (m.get("repo") or m.get("backbone", "") in zoo.backbones)
+        available = ((not m.get("task") or m["task"] in zoo.tasks)  # knows(): answered without importing timm
+                     and (m.get("repo") or zoo.backbones.knows(m.get("backbone", ""))))
         entry = {**m, "available": bool(available)}
         if not available:
             needed = m.get("plugin") or by_task.get(m.get("task"))

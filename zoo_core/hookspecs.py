@@ -1,25 +1,28 @@
 """The plugin contract: one hook per kind of component, and one for commands.
 
 Each registering hook receives a `register` function and calls it once per component, with a typed
-spec from zoo_core (a Task subclass for tasks):
+spec from zoo_core. Name the code as "module:attr" strings and zoo imports it only when the component
+is used, so `zoo list` and `zoo --help` never wait for torch (the callables themselves work too):
 
     from zoo_core import HeadSpec, hookimpl
 
     @hookimpl
     def register_heads(register):
-        register(HeadSpec("mlp", make_mlp_head, output="logits/class", description="Linear-ReLU-Dropout-Linear"))
+        register(HeadSpec("mlp", "my_plugin.heads:mlp_head", output="logits/class",
+                          description="Linear-ReLU-Dropout-Linear"))
 
 zoo remembers which plugin registered each name; two plugins registering the same name is an error
 naming both; a plugin that fails to import or register is listed as broken and the rest keep working.
-What each factory is called with and returns is in the spec's docstring (zoo_core/components.py):
+What each factory is called with and returns is in the spec's docstring (zoo_core/specs.py):
 
 - register_datasets   DatasetSpec(name, factory, output, matches=, recipe=)
-- register_backbones  BackboneSpec(name, factory, family=, names=, has=)
+- register_backbones  BackboneSpec(name, factory, family=, names=, has=, weights=)
 - register_heads      HeadSpec(name, factory, output, input="pooled"|"pyramid")
 - register_losses     LossSpec(name, factory, accepts=(output kinds...))
 - register_exporters  ExporterSpec(name, factory, suffix)
-- register_tasks      a Task subclass (name, output, defaults, transforms, step, metrics, predict, deploy)
-- register_commands   cli: the `zoo` click group; add commands to it (`@cli.command()`)
+- register_tasks      TaskSpec(name, "pkg.task:MyTask", output), or the Task subclass itself
+- register_commands   register(CommandSpec(name, "pkg.commands:my_command", description)), or add click
+                      commands to `cli`, the `zoo` click group (`@cli.command()`: imported at start-up)
 
 pluggy passes a hook only the arguments it names, so hooks can grow without breaking old plugins.
 """
@@ -59,9 +62,10 @@ def register_exporters(register):
 
 @hookspec
 def register_tasks(register):
-    """Register tasks (Task subclasses): what `zoo train <task>` trains, and how its outputs are read."""
+    """Register tasks (TaskSpec, or Task subclasses): what `zoo train <task>` trains, and how its outputs are read."""
 
 
 @hookspec
-def register_commands(cli):
-    """Add subcommands to the `zoo` command (a click.Group): @cli.command() def mycommand(): ..."""
+def register_commands(cli, register):
+    """Add subcommands to `zoo`: register(CommandSpec(name, "pkg.module:command", description)), imported
+    when run; or @cli.command() def mycommand(): ... on `cli`, the `zoo` click group."""

@@ -1,7 +1,9 @@
 """Loading plugins: zoo's built-ins and everything installed under the 'zoo' entry-point group.
 
 One path for both: the built-in module is registered with the same plugin manager and its
-components arrive through the same hooks as any third-party plugin's.
+components arrive through the same hooks as any third-party plugin's. Loading imports each plugin's
+registration module only (no torch, when its components are registered as "module:attr" references),
+so `zoo list` and `zoo --help` answer at once; implementations are imported when a component is used.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import pluggy
 
 from . import hookspecs
 from .errors import ZooError
-from .components import Task
 from .registry import KINDS, PLURAL, SPEC_TYPES, Component, Registry
+from .specs import CommandSpec, load
 
 ENTRY_POINT_GROUP = "zoo"
 BUILTIN_MODULES = ["zoo_core.builtin"]
@@ -43,7 +45,24 @@ class Zoo:
 
     registries: dict[str, Registry]
     plugins: list[PluginInfo]
-    commands: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (click command, plugin)
+    # name -> (click command, or the CommandSpec of one not imported yet; plugin)
+    commands: dict[str, tuple[Any, str]] = field(default_factory=dict)
+
+    def command(self, name: str) -> Any:
+        """The click command a plugin adds as `zoo NAME` (imported now if registered by reference), or None."""
+        found = self.commands.get(name)
+        if found is None:
+            return None
+        command, plugin = found
+        if isinstance(command, CommandSpec):
+            import click
+
+            command = load(command.factory)
+            if not isinstance(command, click.Command):
+                raise ZooError(f"plugin '{plugin}': command 'zoo {name}' names {found[0].factory!r}, which is not a "
+                               "click command")
+            self.commands[name] = (command, plugin)
+        return command
 
     @property
     def datasets(self) -> Registry: return self.registries["dataset"]
@@ -117,12 +136,18 @@ def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Pending:
                                     f"{'subclass' if _kind == 'task' else 'object'}, e.g. register("
                                     f"{'MyTask' if _kind == 'task' else expected.__name__ + '(name, factory, ...)'}), "
                                     f"not register({', '.join(['name', *(['...'] * len(extra)), *options])})")
-                ok = isinstance(spec, type) and issubclass(spec, Task) if _kind == "task" else isinstance(spec, expected)
+                if _kind == "task" and isinstance(spec, type):  # the class itself: its module is imported already
+                    from .components import Task
+
+                    ok = issubclass(spec, Task)
+                else:
+                    ok = isinstance(spec, expected)
                 if not ok:
-                    raise TypeError(f"register_{PLURAL[_kind]} must register {expected.__name__} "
-                                    f"{'subclasses' if _kind == 'task' else 'objects'}, got {type(spec).__name__}")
+                    raise TypeError(f"register_{PLURAL[_kind]} must register {expected.__name__} objects"
+                                    f"{' or Task subclasses' if _kind == 'task' else ''}, got {type(spec).__name__}")
                 if _kind == "task" and not (spec.name and spec.output):
-                    raise TypeError(f"task class {spec.__name__} must set `name` and `output`")
+                    raise TypeError(f"task {'class ' + spec.__name__ if isinstance(spec, type) else spec.name!r} "
+                                    "must set `name` and `output`")
                 pending[_plugin].append((_kind, Component(_kind, spec, _plugin)))
 
             try:
@@ -148,7 +173,8 @@ def _commit(pending: Pending, infos: list[PluginInfo]) -> dict[str, Registry]:
 
 
 def _collect_commands(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> dict[str, tuple[Any, str]]:
-    """Commands plugins add to `zoo` (llm's register_commands): name -> (click command, plugin)."""
+    """Commands plugins add to `zoo` (llm's register_commands): name -> (click command or CommandSpec, plugin).
+    A hook may add click commands to `cli` (imported now), or register(CommandSpec(...)) (imported when run)."""
     import click
 
     by_name = {i.name: i for i in infos}
@@ -158,14 +184,21 @@ def _collect_commands(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> dict
         if info.error:
             continue
         group = click.Group()
+        specs: dict[str, CommandSpec] = {}
+
+        def register(spec, _specs=specs) -> None:
+            if not isinstance(spec, CommandSpec):
+                raise TypeError(f"register_commands' register takes CommandSpec objects, got {type(spec).__name__}")
+            _specs[spec.name] = spec
+
         try:
-            impl.function(cli=group)
+            impl.function(**{arg: {"cli": group, "register": register}[arg] for arg in impl.argnames})
         except KeyboardInterrupt:
             raise
         except BaseException as e:
             info.error = _describe(e, "register_commands")
             continue
-        for name, command in group.commands.items():
+        for name, command in [*group.commands.items(), *specs.items()]:
             if name in commands:
                 raise ZooError(f"command 'zoo {name}' is added by both plugin '{commands[name][1]}' and plugin "
                                f"'{impl.plugin_name}': uninstall one of them")

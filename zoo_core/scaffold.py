@@ -2,7 +2,9 @@
 
 The skeleton is a complete small task, to be edited rather than filled in: it predicts one number per
 image (here the brightness of generated images), with an embedded dataset, a head, metrics, a
-Prediction that draws itself, a pyproject with the entry point, and a test."""
+Prediction that draws itself, a pyproject with the entry point, and a test. It is written in the
+recommended style: a registration module that names its components ("module:attr") and imports no
+torch, and the implementation in a module of its own, imported when used."""
 
 from __future__ import annotations
 
@@ -31,8 +33,37 @@ dependencies = ["zoo-core>=0.1"]
 packages = ["{module}"]
 '''
 
-MODULE = '''"""zoo-{name}: one number per image, by transfer learning. A skeleton written by `zoo plugin new`:
-edit the dataset, head, metrics and prediction to make it your task."""
+REGISTRATION = '''"""zoo-{name}: one number per image, by transfer learning. A skeleton written by `zoo plugin new`.
+
+This module is what zoo imports at start-up: it registers the components by name ("module:attr") and
+imports no torch, so `zoo list` and `zoo --help` stay instant. The code lives in {module}/task.py and is
+imported when the task is trained or used."""
+
+from zoo_core import DatasetSpec, HeadSpec, TaskSpec, hookimpl
+
+OUTPUT = "regression/{name}"  # the output kind: zoo-core's l1, mse and smooth-l1 losses accept "regression/*"
+
+
+@hookimpl
+def register_tasks(register):
+    register(TaskSpec("{name}", "{module}.task:{cls}Task", OUTPUT,
+                      "one number per image (skeleton: brightness of generated images)"))
+
+
+@hookimpl
+def register_datasets(register):
+    register(DatasetSpec("{name}-generated", "{module}.task:generated_dataset", OUTPUT,
+                         "generated images, target = brightness (embedded)"))
+
+
+@hookimpl
+def register_heads(register):
+    register(HeadSpec("{name}-score", "{module}.task:score_head", OUTPUT,
+                      description="MLP to one number in 0..1 (option: hidden)"))
+'''
+
+MODULE = '''"""The {name} task: edit the dataset, head, metrics and prediction to make it your task. Registered by
+name in __init__.py, so this module (and torch) is imported only when the task is used."""
 
 from __future__ import annotations
 
@@ -43,10 +74,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from zoo_core import (DatasetSpec, DataSplits, HeadSpec, Metrics, Prediction, Task, draw_caption, hookimpl,
-                      random_split)
-
-OUTPUT = "regression/{name}"  # the output kind: zoo-core's l1, mse and smooth-l1 losses accept "regression/*"
+from zoo_core import DataSplits, Metrics, Prediction, Task, draw_caption, random_split
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -102,9 +130,7 @@ class ScorePrediction(Prediction):
 
 
 class {cls}Task(Task):
-    name = "{name}"
-    description = "one number per image (skeleton: brightness of generated images)"
-    output = OUTPUT
+    # name, output and description come from its registration (TaskSpec in __init__.py): said once
     defaults = {{"dataset": "{name}-generated", "backbone": "mlp", "pretrained": False, "head": "{name}-score",
                 "loss": "l1", "mode": "finetune", "augment": "none", "epochs": 10, "batch_size": 32, "lr": 3e-3}}
     primary_metric = "val_mae"
@@ -116,23 +142,6 @@ class {cls}Task(Task):
 
     def predict(self, outputs: torch.Tensor, geometry, info: dict[str, Any]) -> list[ScorePrediction]:
         return [ScorePrediction(float(v[0])) for v in outputs]
-
-
-# ----------------------------------------------------------------------------------------- registration
-
-@hookimpl
-def register_tasks(register):
-    register({cls}Task)
-
-
-@hookimpl
-def register_datasets(register):
-    register(DatasetSpec("{name}-generated", generated_dataset, OUTPUT, "generated images, target = brightness (embedded)"))
-
-
-@hookimpl
-def register_heads(register):
-    register(HeadSpec("{name}-score", score_head, OUTPUT, description="MLP to one number in 0..1 (option: hidden)"))
 '''
 
 TEST = '''from PIL import Image
@@ -156,7 +165,8 @@ zoo train {name}         # trains on the embedded generated images
 pytest tests/
 ```
 
-Edit `{module}/__init__.py`: the dataset, head, metrics and prediction are the task.
+Edit `{module}/task.py`: the dataset, head, metrics and prediction are the task. `{module}/__init__.py`
+registers them by name ("module:attr"), so zoo imports them (and torch) only when the task is used.
 '''
 
 
@@ -176,7 +186,8 @@ def new_plugin(name: str, parent: Path) -> Path:
     (root / module).mkdir(parents=True)
     (root / "tests").mkdir()
     (root / "pyproject.toml").write_text(PYPROJECT.format(**fields))
-    (root / module / "__init__.py").write_text(MODULE.format(**fields))
+    (root / module / "__init__.py").write_text(REGISTRATION.format(**fields))
+    (root / module / "task.py").write_text(MODULE.format(**fields))
     (root / "tests" / f"test_{module}.py").write_text(TEST.format(**fields))
     (root / "README.md").write_text(README.format(**fields))
     return root

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from . import artifacts, distributed
-from .backbones import count_parameters, load_weights_into, read_state_dict
+from .backbones import choose_backbone, count_parameters, load_weights_into, read_state_dict
 from .components import Batch, DataSplits, Metrics, StepOutput, Task, _apply, detach
 from .config import load_toml, merge, normalise
 from .device import Machine
@@ -158,10 +158,13 @@ def _fmt(record: dict[str, Any]) -> str:
 DATA_SETTINGS = {"augment", "val_fraction", "dataset_options"}
 
 
-def resolve_config(task: Task, zoo, file_layer: dict, flag_layer: dict) -> dict[str, Any]:
+def resolve_config(task: Task, zoo, file_layer: dict, flag_layer: dict, log=None) -> dict[str, Any]:
     """Layer the configuration; the dataset (hence its recipe) is known only once data is known."""
-    # The task's "dataset" is its embedded default, used only when no --data is given.
-    task_layer = normalise({k: v for k, v in task.defaults.items() if k != "dataset"}, f"task '{task.name}' defaults")
+    # The task's "dataset" is its embedded default, used only when no --data is given; its "backbone" may be
+    # a preference list, chosen from (backbones.choose_backbone) only when no other layer names a backbone.
+    defaults = {k: v for k, v in task.defaults.items() if k != "dataset"}
+    preferences = defaults.pop("backbone") if isinstance(defaults.get("backbone"), (list, tuple)) else None
+    task_layer = normalise(defaults, f"task '{task.name}' defaults")
     pre = merge(task_layer, file_layer, flag_layer)
     dataset = pre["dataset"] or infer_dataset(task, zoo, pre["data"])
     recipe = normalise(zoo.datasets.get(dataset).spec.recipe, f"dataset '{dataset}' recipe")
@@ -172,6 +175,10 @@ def resolve_config(task: Task, zoo, file_layer: dict, flag_layer: dict) -> dict[
         recipe = {k: v for k, v in recipe.items() if k in DATA_SETTINGS}
     cfg = merge(task_layer, recipe, file_layer, flag_layer)
     cfg["dataset"] = dataset
+    if preferences and not cfg["backbone"]:
+        cfg["backbone"], why = choose_backbone(zoo, list(preferences), cfg["pretrained"] and not cfg["weights"])
+        if log is not None:
+            log(why)
     for key in ("backbone", "head", "loss"):
         if not cfg[key]:
             raise ZooError(f"task '{task.name}' names no default {key}: pass --{key} NAME (zoo list shows them)")
@@ -454,6 +461,7 @@ class Setup:
     rows: list[dict[str, Any]] = field(default_factory=list)
     learned: dict[str, Any] = field(default_factory=dict)  # what the metrics fitted on validation at the best epoch
     finished: bool = False  # the resumed run had said it was done
+    notes: list[str] = field(default_factory=list)  # what the configuration chose and why, for the log
 
 
 def prepare(task_name: str, *, config: str | Path | None, resume: str | Path | None, settings: dict[str, Any], log,
@@ -486,8 +494,9 @@ def prepare(task_name: str, *, config: str | Path | None, resume: str | Path | N
         cfg = merge(normalise(saved["train"], f"{run_dir}/config.json"), flag_layer)
         cfg["out"] = str(run_dir)
     task: Task = zoo.tasks.create(task_name)
+    notes: list[str] = []  # what the configuration chose and why: logged once the run starts (a bad input stays one line)
     if resume is None:
-        cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer)
+        cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer, notes.append)
     check_compatible(zoo, task, cfg["head"], cfg["loss"], cfg["dataset"])
     for kind in ("dataset", "head", "loss"):  # a mistyped option is an error before any data is read
         zoo.registries[kind].get(cfg[kind]).check_options(cfg[f"{kind}_options"])
@@ -611,7 +620,7 @@ def prepare(task_name: str, *, config: str | Path | None, resume: str | Path | N
                            "start a new run with --out NEW_DIR") from None
     return Setup(zoo, task, task_name, cfg, flag_layer, run_dir, machine, dist, backbone, model, info, data, loss_fn,
                  train_metrics, val_metrics, train_set, val_set, train_loader, val_loader, optimizers, schedules, scaler,
-                 state, saved, start_epoch, best, bad_epochs, rows, learned, finished)
+                 state, saved, start_epoch, best, bad_epochs, rows, learned, finished, notes)
 
 
 def _train(task_name: str, *, config: str | Path | None, resume: str | Path | None, quiet: bool, progress: bool,
@@ -643,6 +652,8 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     total, trainable = count_parameters(model)
     processes = f"; {dist.world} processes (DDP), {cfg['batch_size'] // dist.world} images of each batch each" if dist.active else ""
     log(f"zoo train {task_name}: {data.description or cfg['dataset']} — {len(train_set)} train / {len(val_set)} val")
+    for note in s.notes:
+        log(note)
     log(f"model: {cfg['backbone']} ({backbone.pretrained_source}) + {cfg['head']} head, {total:,} parameters, "
         f"{trainable:,} trainable; mode {cfg['mode']}; {machine.describe()}{processes}"
         f"{'; compiled' if cfg['compile'] else ''}; run dir {run_dir}")

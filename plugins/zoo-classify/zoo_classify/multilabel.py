@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from zoo_core import Metrics, Prediction, Setting, Task, ZooError, draw_caption, write_json
 
-MULTILABEL = "logits/multilabel"  # one independent logit per label: the output kind of multilabel
+from . import DEFAULT_BACKBONES, MULTILABEL  # declared with the registration, which imports no torch
+
 THRESHOLD_GRID = torch.arange(0.05, 0.951, 0.05)  # candidate thresholds, tuned per label on validation
 
 
@@ -219,7 +220,7 @@ class MultiLabelTask(Task):
     description = "several labels per image: a sigmoid per label, thresholds tuned on validation (default: generated captchas)"
     output = MULTILABEL
     # On the user's photos: classify's transfer recipe. The embedded captchas carry their own (register_datasets).
-    defaults = {"dataset": "captcha", "backbone": "resnet18", "head": "linear", "loss": "bce",
+    defaults = {"dataset": "captcha", "backbone": DEFAULT_BACKBONES, "head": "linear", "loss": "bce",
                 "mode": "staged", "freeze_epochs": 2, "epochs": 10, "batch_size": 32, "lr": 1e-3,
                 "augment": "standard"}
     primary_metric = "val_map"  # threshold-free, so the best epoch does not depend on tuning

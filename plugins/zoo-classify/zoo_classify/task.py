@@ -7,9 +7,8 @@ import torch
 from torch import nn
 from zoo_core import Prediction, Setting, Task, draw_caption
 
+from . import DEFAULT_BACKBONES, LOGITS  # declared with the registration, which imports no torch
 from .metrics import ClassificationMetrics, probabilities
-
-LOGITS = "logits/class"  # one logit per class (or one for two classes, with bce): the output kind of classify
 
 
 @dataclass
@@ -43,9 +42,10 @@ class ClassifyTask(Task):
     name = "classify"
     description = "binary and multi-class image classification (default: real handwritten digits)"
     output = LOGITS
-    # On the user's own photos: the textbook recipe, a pretrained ResNet-18 trained head-first, then unfrozen.
+    # On the user's own photos: the textbook recipe, a pretrained backbone (the first of DEFAULT_BACKBONES whose
+    # weights can be had) trained head-first, then unfrozen.
     # The embedded digits dataset carries its own recipe (a small CNN from scratch): see register_datasets.
-    defaults = {"dataset": "digits", "backbone": "resnet18", "head": "linear", "loss": "cross-entropy",
+    defaults = {"dataset": "digits", "backbone": DEFAULT_BACKBONES, "head": "linear", "loss": "cross-entropy",
                 "mode": "staged", "freeze_epochs": 2, "epochs": 10, "batch_size": 32, "lr": 1e-3,
                 "augment": "standard"}
     primary_metric = "val_accuracy"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torchvision.ops import batched_nms
 
-DENSE = "detection/dense"
+from . import DENSE  # noqa: F401  (declared with the registration, which imports no torch)
 FIT = "pad"  # letterbox: the whole image is seen, so no object is cut off (see DetectTask.fit)
 
 

@@ -23,6 +23,7 @@ from zoo_core import (
     input_to_image,
 )
 
+from . import DEFAULT_BACKBONES
 from .boxes import DENSE, FIT, detections, location_scores
 from .metrics import DetectionMetrics
 
@@ -109,7 +110,7 @@ class DetectTask(Task):
     output = DENSE
     # On the user's own data: a pretrained ResNet-18 under the FCOS head, head first, then unfrozen.
     # The embedded scenes carry their own recipe (see register_datasets).
-    defaults = {"dataset": "detect-scenes", "backbone": "resnet18", "head": "fcos", "loss": "fcos", "mode": "staged",
+    defaults = {"dataset": "detect-scenes", "backbone": DEFAULT_BACKBONES, "head": "fcos", "loss": "fcos", "mode": "staged",
                 "freeze_epochs": 3, "epochs": 24, "batch_size": 16, "lr": 1e-3, "weight_decay": 1e-4,
                 "augment": "standard", "image_size": 320, "clip_grad": 10.0}
     primary_metric = "val_map"

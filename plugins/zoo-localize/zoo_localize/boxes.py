@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-BOX = "regression/box"  # the output kind: one box per image, (x0, y0, x1, y1) normalised to the model input (0..1)
+from . import BOX  # noqa: F401  (the output kind, declared with the registration, which imports no torch)
 FIT = "pad"  # how images are fitted to the model's input (letterbox): see LocalizeTask.fit
 
 

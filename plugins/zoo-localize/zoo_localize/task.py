@@ -22,6 +22,7 @@ from zoo_core import (
     input_to_image,
 )
 
+from . import DEFAULT_BACKBONES
 from .boxes import BOX, FIT, ordered
 from .metrics import BoxMetrics, split_outputs
 
@@ -64,7 +65,7 @@ class LocalizeTask(Task):
     output = BOX
     # On the user's own photos: a pretrained ResNet-18, head first, then unfrozen (as classify does).
     # The embedded pasted-objects dataset carries its own recipe: see register_datasets.
-    defaults = {"dataset": "pasted-objects", "backbone": "resnet18", "head": "box-grid", "loss": "l1-giou",
+    defaults = {"dataset": "pasted-objects", "backbone": DEFAULT_BACKBONES, "head": "box-grid", "loss": "l1-giou",
                 "mode": "staged", "freeze_epochs": 2, "epochs": 15, "batch_size": 32, "lr": 1e-3,
                 "augment": "standard"}
     primary_metric = "val_mean_iou"

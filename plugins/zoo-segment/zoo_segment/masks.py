@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torchvision import tv_tensors
 
-MASK = "logits/mask"  # the output kind: (B, K, H, W) class logits per pixel of the model's input
+from . import MASK  # noqa: F401  (the output kind, declared with the registration, which imports no torch)
 IGNORE = 255  # the default ignore index: pixels that neither train nor count in the metrics
 FIT = "pad"  # letterbox: the whole image, aspect ratio kept (padding is ignored, see above)
 

@@ -28,6 +28,7 @@ from zoo_core import (
     input_to_image,
 )
 
+from . import DEFAULT_BACKBONES
 from .masks import FIT, IGNORE, MASK, class_colors, targets
 from .metrics import SegmentationMetrics, split_outputs
 
@@ -129,7 +130,7 @@ class SegmentTask(Task):
     output = MASK
     # On the user's own images: a pretrained ResNet-18 (the source's encoder) under a U-Net decoder, the
     # decoder first, then everything. The embedded scenes carry their own recipe: see register_datasets.
-    defaults = {"dataset": "scene-masks", "backbone": "resnet18", "head": "unet", "loss": "ce-dice", "mode": "staged",
+    defaults = {"dataset": "scene-masks", "backbone": DEFAULT_BACKBONES, "head": "unet", "loss": "ce-dice", "mode": "staged",
                 "freeze_epochs": 2, "epochs": 20, "batch_size": 16, "lr": 1e-3, "augment": "standard"}
     primary_metric = "val_miou"
     primary_mode = "max"
