@@ -879,7 +879,9 @@ class _BestReport:
     """The task's report of the best epoch so far, written now or later (see the loop)."""
 
     def __init__(self, run_dir: Path):
-        self.run_dir, self.pending, self.seconds = run_dir, None, 0.0
+        # `seconds` starts at a guess of one drawing (about a second with matplotlib): a short run draws its
+        # report once, at the end; drawing mid-run also leaves garbage that slows a small model's next epochs
+        self.run_dir, self.pending, self.seconds = run_dir, None, 1.0
 
     def write(self, quietly: bool = False) -> list[str]:
         if self.pending is None:
