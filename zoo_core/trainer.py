@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import math
 import random
@@ -415,14 +416,18 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
     SIGTERM (a scheduler, `kill`, a closing container) ends it like Ctrl-C: Interrupted, resumable.
     Started by torchrun (several processes, see distributed.py), it is one of them."""
     if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
-        return _train(task_name, config=config, resume=resume, quiet=quiet, progress=progress, model_init=model_init,
-                      **settings)
+        try:
+            return _train(task_name, config=config, resume=resume, quiet=quiet, progress=progress,
+                          model_init=model_init, **settings)
+        finally:
+            gc.unfreeze()
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return _train(task_name, config=config, resume=resume, quiet=quiet, progress=progress, model_init=model_init,
                       **settings)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        gc.unfreeze()  # the next run in this process starts with the collector seeing everything again
         distributed.shutdown()  # a process leaving with the process group open can abort in gloo
 
 
@@ -628,6 +633,10 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     t_start = time.time()
     log = RunLog(quiet=quiet or distributed.is_worker())  # one process speaks for all
     s = prepare(task_name, config=config, resume=resume, settings=settings, log=log, model_init=model_init)
+    # Everything built so far (the libraries, the data, the model) lives for the whole run: out of the
+    # garbage collector's sight, its passes stay short (they made a small model's epochs a quarter slower).
+    gc.collect()
+    gc.freeze()
     zoo, task, task_name, cfg, run_dir, machine, dist = s.zoo, s.task, s.task_name, s.cfg, s.run_dir, s.machine, s.dist
     model, backbone, info, data, loss_fn = s.model, s.backbone, s.info, s.data, s.loss_fn
     train_metrics, val_metrics, train_set, val_set = s.train_metrics, s.val_metrics, s.train_set, s.val_set
