@@ -170,6 +170,7 @@ def main():
       zoo list                          what is installed: tasks, components, commands
       zoo train TASK                    train a task on its embedded dataset
       zoo train TASK --data DIR         train it on your own data
+      zoo lr-find TASK --data DIR       find a learning rate for it
       zoo predict RUN photo.jpg         predict with a trained run
       zoo plugin new NAME               write a plugin skeleton
     """
@@ -309,19 +310,76 @@ def _train_options(fn):
 @main.command()
 @click.argument("task", required=False)
 @_train_options
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train in N processes (DistributedDataParallel, one per GPU, or CPU processes); "
+                   "--batch-size is the global batch. Several machines: see torchrun in the README.")
 @friendly
-def train(task: str | None, sets: tuple[str, ...], config: str | None, resume: str | None, quiet: bool, **flags):
+def train(task: str | None, sets: tuple[str, ...], config: str | None, resume: str | None, quiet: bool, nproc: int,
+          **flags):
     """Train TASK (zoo list shows them) on its embedded dataset, or on --data."""
+    from . import distributed
     from .config import parse_set
-    from .trainer import train as run_training
 
     if task is None and resume is None:
         raise ZooError("name a task (zoo train TASK) or a run to continue (--resume RUN); zoo list shows tasks")
+    if nproc > 1 and not distributed.under_launcher():  # the same command, once per process, under torchrun
+        sys.exit(distributed.launch(nproc, distributed.command_line("train")))
     settings = {**{k: v for k, v in flags.items() if v is not None}, **parse_set(sets)}
-    result = run_training(task or "", config=config, resume=resume, quiet=quiet, **settings)
+    from .trainer import Interrupted, train as run_training
+
+    try:
+        result = run_training(task or "", config=config, resume=resume, quiet=quiet, **settings)
+    except (ZooError, Interrupted, KeyboardInterrupt) as e:
+        if distributed.is_worker():  # rank 0 says it once for all processes
+            sys.exit(report_failure(e) if not isinstance(e, (ZooError, Interrupted)) else
+                     (e.exit_code if isinstance(e, Interrupted) else EXIT_USER_ERROR))
+        raise
+    if distributed.is_worker():
+        return
     metric = next((k for k in result.best if k != "epoch"), None)
     summary = f"{metric} {result.best[metric]:.4f} (best, epoch {result.best['epoch']})" if metric else "no epoch finished"
     click.echo(f"{summary}; {result.status} in {result.seconds:.0f}s; run saved to {result.run_dir}")
+
+
+@main.command("lr-find")
+@click.argument("task")
+@_train_options
+@click.option("--start-lr", type=click.FloatRange(min=0, min_open=True), default=1e-7, show_default=True,
+              help="Smallest learning rate of the sweep.")
+@click.option("--end-lr", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Largest learning rate of the sweep (it stops earlier when the loss blows up).")
+@click.option("--steps", type=click.IntRange(min=3), help="Steps of the sweep (default: 3 passes over the data, 30 to 200).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Where to draw loss against lr (default runs/lr-find-TASK.png).")
+@friendly
+def lr_find_cmd(task: str, sets: tuple[str, ...], config: str | None, resume: str | None, quiet: bool,
+                start_lr: float, end_lr: float, steps: int | None, plot: str | None, **flags):
+    """The learning-rate range test for TASK with the flags zoo train takes: train briefly while the lr grows
+    exponentially, plot the loss against it, and print the zoo train command with the suggested --lr."""
+    import shlex
+
+    from .config import parse_set
+    from .lrfind import lr_find
+
+    if resume:
+        raise ZooError("--resume: zoo lr-find starts from the run's config, not a checkpoint; give the training flags")
+    settings = {**{k: v for k, v in flags.items() if v is not None}, **parse_set(sets)}
+    result = lr_find(task, config=config, start_lr=start_lr, end_lr=end_lr, steps=steps, plot=plot, quiet=quiet,
+                     **settings)
+    # the same command line as a training run, with the suggestion as its --lr
+    own = {"--start-lr", "--end-lr", "--steps", "--plot", "--lr"}
+    argv, keep, skip = sys.argv[1:], [], False
+    if "lr-find" in argv:
+        for token in argv[argv.index("lr-find") + 1:]:
+            if skip:
+                skip = False
+            elif token in own:
+                skip = True
+            elif token.split("=")[0] not in own:
+                keep.append(token)
+    else:
+        keep = [task]
+    click.echo(f"suggested lr {result.suggestion:.2g} (steepest descent of the smoothed loss; plot {result.plot})")
+    click.echo("zoo train " + " ".join(shlex.quote(t) for t in [*keep, "--lr", f"{result.suggestion:.2g}"]))
 
 
 # ------------------------------------------------------------------------------------- eval & predict

@@ -40,9 +40,18 @@ class Machine:
     channels_last: bool = False
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "Machine":
+    def from_config(cls, cfg: dict[str, Any], local_rank: int = 0) -> "Machine":
+        """`local_rank`: this process's place among the training processes on this machine (one GPU each)."""
         device = pick_device(cfg["device"])
         cuda = device.type == "cuda"
+        if cuda and device.index is None and local_rank:
+            if local_rank >= torch.cuda.device_count():
+                raise ZooError(f"process {local_rank} of this machine has no GPU of its own ({torch.cuda.device_count()} "
+                               "visible): start at most one process per GPU (--nproc)")
+            device = torch.device("cuda", local_rank)
+        if cuda:
+            device = torch.device("cuda", device.index if device.index is not None else torch.cuda.current_device())
+            torch.cuda.set_device(device)
         amp = bool(cfg["amp"]) and cuda
         dtype = torch.float32
         if amp:

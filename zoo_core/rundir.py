@@ -238,3 +238,48 @@ def model_digest(model_section: dict[str, Any]) -> str:
 
     canonical = json.dumps(json.loads(json.dumps(model_section, default=str)), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+# ------------------------------------------------------------------------------------ TensorBoard
+
+class TensorBoardLog:
+    """`--tensorboard`: the run's numbers and pictures as TensorBoard events in RUN/tensorboard (rank 0
+    only). Tags: step/loss and step/lr every step; train/<name> and val/<name> every epoch (each train_
+    and val_ value of metrics.jsonl), epoch/lr; report/<picture> for the PNGs the task's report writes at
+    a best epoch (a confusion matrix, predicted boxes). `tensorboard --logdir runs/` shows every run."""
+
+    def __init__(self, run_dir: Path, purge_step: int | None = None):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ZooError("--tensorboard needs the tensorboard package: pip install 'zoo-core[tensorboard]'") from None
+        # purge_step: a resumed run drops what a killed one logged after its last checkpoint
+        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)
+
+    def epoch(self, epoch: int, steps_per_epoch: int, losses: list[float], lrs: list[float],
+              record: dict[str, Any], pictures: list[str]) -> None:
+        first = epoch * steps_per_epoch
+        for i, (loss, lr) in enumerate(zip(losses, lrs)):
+            self.writer.add_scalar("step/loss", loss, first + i)
+            self.writer.add_scalar("step/lr", lr, first + i)
+        step = epoch + 1  # epochs are counted from 1, as in metrics.jsonl
+        for key, value in record.items():
+            split, _, name = key.partition("_")
+            if split in ("train", "val") and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(f"{split}/{name}", value, step)
+        self.writer.add_scalar("epoch/lr", record["lr"], step)
+        self.pictures(step, pictures)
+
+    def pictures(self, step: int, pictures: list[str]) -> None:
+        for path in pictures:
+            if str(path).lower().endswith(".png"):
+                import numpy as np
+                from PIL import Image
+
+                with Image.open(path) as image:
+                    self.writer.add_image(f"report/{Path(path).stem}", np.asarray(image.convert("RGB")), step,
+                                          dataformats="HWC")
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

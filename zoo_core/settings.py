@@ -161,6 +161,11 @@ SETTINGS: tuple[Setting, ...] = (
       flag=False),
     S("cpu_recipe", bool, True, "On a CPU, train --data with a frozen backbone on cached features unless --mode or "
       "--cache-features is given.", group="transfer"),
+    # --- speed and training tools (multi-process training is `zoo train --nproc N`, a launch option)
+    S("compile", bool, False, "torch.compile the model (a slower first epoch, faster later ones on a GPU).",
+      group="machine"),
+    S("tensorboard", bool, False, "Also log to TensorBoard (RUN/tensorboard; pip install 'zoo-core[tensorboard]').",
+      group="machine"),
 )
 del S
 

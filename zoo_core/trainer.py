@@ -13,13 +13,16 @@ optimizers); the run directory's files belong to rundir.py; the device and preci
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import json
 import math
 import random
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import artifacts
+from . import artifacts, distributed
 from .backbones import choose_backbone, count_parameters, load_weights_into, read_state_dict
 from .cache import DecodedImages, FeatureCollate, apply_cpu_recipe, cache_features, precompute_features  # noqa: F401
-from .components import DataSplits, Metrics, Task, detach
+from .components import Batch, DataSplits, Metrics, StepOutput, Task, _apply, detach
 from .config import load_toml, merge, normalise
 from .device import Machine
+from .distributed import SINGLE, Dist, RoundRobinBatches, ShardedBatches
 from .errors import ZooError
 from .model import ZooModel, build_head, check_compatible, model_config
 from .plugins import get_zoo
@@ -41,6 +45,7 @@ from .rundir import (
     STATE_FILE,
     CHECKPOINT_FORMAT,
     RunLog,
+    TensorBoardLog,
     next_run_dir,
     plot_curves,
     read_checkpoint,
@@ -79,9 +84,10 @@ def _raise_terminated(signum, frame):
     raise _Terminated()
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of one epoch; the modulo keeps any allowed --seed inside what torch accepts."""
-    return (seed * 1000 + epoch) % 2**63
+def _epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of one epoch; the modulo keeps any allowed --seed inside what torch accepts. Each process
+    of a multi-process run draws its own augmentation and dropout (rank 0 the single-process ones)."""
+    return (seed * 1000 + epoch + rank * 2**40) % 2**63
 
 
 def _escape(text: str) -> str:
@@ -108,7 +114,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _seed_worker(worker_id: int) -> None:
+def _seed_worker(rank: int, worker_id: int) -> None:
+    """A loader process's seeds: torch's own (base seed + worker id), offset per training process."""
+    if rank:
+        torch.manual_seed((torch.initial_seed() + rank * 2**40) % 2**63)
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
     random.seed(s)
@@ -217,48 +226,95 @@ def load_data(zoo, task: Task, cfg: dict[str, Any], data_config, log, reference_
     return data
 
 
-def data_loader(dataset, cfg, machine: Machine, data: DataSplits, collate, shuffle: bool) -> torch.utils.data.DataLoader:
-    workers = cfg["workers"]
-    if workers < 0:  # decoding feeds a GPU only with several processes; on a CPU they compete with training
-        import os
+def loader_workers(cfg, machine: Machine, data: DataSplits) -> int:
+    """Data-loading processes for this machine: none for data already in memory (a process per batch
+    costs more than indexing a tensor); else, per training process, its share of the cores less one for
+    the trainer itself, at most 8 feeding a GPU and 4 on a CPU, where they compete with training."""
+    if cfg["workers"] >= 0:
+        return cfg["workers"]
+    if data.in_memory:
+        return 0
+    import os
 
-        cuda = machine.device.type == "cuda"
-        workers = 0 if data.in_memory else max(1, min(8 if cuda else 4, (os.cpu_count() or 2) - 1))
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    cores = max(1, (os.cpu_count() or 2) // local_processes)
+    return max(1, min(8 if machine.device.type == "cuda" else 4, cores - 1))
+
+
+def data_loader(dataset, cfg, machine: Machine, data: DataSplits, collate, shuffle: bool,
+                dist: Dist = SINGLE) -> torch.utils.data.DataLoader:
+    """Batches of `dataset`. batch_size is the global batch: with several processes each takes its share
+    of the very batches one process would draw (distributed.ShardedBatches), so N processes train like one."""
+    workers = loader_workers(cfg, machine, data)
+    cuda = machine.device.type == "cuda"
     g = torch.Generator()
     g.manual_seed(cfg["seed"])
-    common = dict(num_workers=workers, collate_fn=collate, pin_memory=machine.device.type == "cuda",
-                  persistent_workers=workers > 0, worker_init_fn=_seed_worker)
-    if shuffle and data.batch_sampler is not None:
-        sampler = data.batch_sampler(dataset, cfg["batch_size"], g)
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, **common)
-    else:
-        # A last batch of one breaks BatchNorm in training; dropping a few samples an epoch is harmless.
-        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg["batch_size"], shuffle=shuffle, generator=g,
-                                             drop_last=shuffle and len(dataset) > cfg["batch_size"], **common)
+    common = dict(num_workers=workers, collate_fn=collate, pin_memory=cuda, persistent_workers=workers > 0,
+                  worker_init_fn=functools.partial(_seed_worker, dist.rank),
+                  # a GPU step is short: keep more batches decoded ahead of it
+                  prefetch_factor=(4 if cuda else 2) if workers > 0 else None)
+    B = cfg["batch_size"]
+    # A last batch of one breaks BatchNorm in training; dropping a few samples an epoch is harmless.
+    drop_last = shuffle and len(dataset) > B
+    if not dist.active:
+        if shuffle and data.batch_sampler is not None:
+            loader = torch.utils.data.DataLoader(dataset, batch_sampler=data.batch_sampler(dataset, B, g), **common)
+        else:
+            loader = torch.utils.data.DataLoader(dataset, batch_size=B, shuffle=shuffle, generator=g,
+                                                 drop_last=drop_last, **common)
+    else:  # the same batches from the same generator as above, shared out (see distributed.py)
+        from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
+
+        if shuffle:
+            own = data.batch_sampler is not None
+            batches = (data.batch_sampler(dataset, B, g) if own
+                       else BatchSampler(RandomSampler(dataset, generator=g), B, drop_last))
+            sampler = ShardedBatches(batches, dist.rank, dist.world)
+        else:
+            own = False
+            sampler = RoundRobinBatches(BatchSampler(SequentialSampler(dataset), B, False), dist.rank, dist.world)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, generator=None if own else g, **common)
     loader.zoo_generator = g  # re-seeded every epoch, so a resumed run draws what the uninterrupted one would
     return loader
 
 
 class LossMeter:
     """Sample-weighted means over an epoch of the loss, each optimizer's loss when there are several
-    (loss_<optimizer>), and the named parts a loss returns (loss_<part>)."""
+    (loss_<optimizer>), and the named parts a loss returns (loss_<part>). The sums stay tensors on the
+    device: reading a GPU number waits for the GPU, so that happens once an epoch (and when the progress
+    bar is redrawn), not every step."""
 
     def __init__(self, optimizers: tuple[str, ...]):
         self.optimizers = optimizers
-        self.sums: dict[str, float] = {}
+        self.sums: dict[str, torch.Tensor] = {}
         self.n = 0
 
     def add(self, optimizer: str, out, batch_size: int) -> None:
         terms = {f"loss_{optimizer}" if len(self.optimizers) > 1 else "loss": out.loss,
                  **{f"loss_{part}": value for part, value in out.parts.items()}}
         for key, value in terms.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value.detach()) * batch_size
+            value = value.detach().float() * batch_size
+            self.sums[key] = self.sums[key] + value if key in self.sums else value
 
     def count(self, batch_size: int) -> None:
         self.n += batch_size
 
+    def running_loss(self) -> float:
+        """The mean loss so far (one number read from the device)."""
+        total = sum(self.sums.get(f"loss_{name}" if len(self.optimizers) > 1 else "loss", torch.zeros(()))
+                    for name in self.optimizers)
+        return float(total) / max(1, self.n)
+
+    def reduce(self, dist: Dist) -> None:
+        """Sums and counts over every process (one collective): the means of the whole global epoch."""
+        if dist.active:
+            keys = list(self.sums)
+            *sums, n = dist.all_sum([self.sums[k] for k in keys] + [torch.tensor(float(self.n))])
+            self.sums, self.n = dict(zip(keys, sums)), int(round(float(n)))
+
     def means(self) -> dict[str, float]:
-        out = {k: v / max(1, self.n) for k, v in self.sums.items()}
+        values = torch.stack(list(self.sums.values())).tolist() if self.sums else []
+        out = {k: v / max(1, self.n) for k, v in zip(self.sums, values)}
         if len(self.optimizers) > 1:
             out = {"loss": sum(out.get(f"loss_{name}", 0.0) for name in self.optimizers), **out}
         return out
@@ -266,20 +322,78 @@ class LossMeter:
 
 @torch.no_grad()
 def evaluate(task: Task, model: nn.Module, loader, loss_fn, metrics: Metrics, machine: Machine,
-             optimizers: tuple[str, ...] = ("main",)) -> tuple[dict[str, float], dict[str, float]]:
-    """The same step as training, without gradients: (mean losses, task metrics)."""
+             optimizers: tuple[str, ...] = ("main",), dist: Dist = SINGLE) -> tuple[dict[str, float], dict[str, float]]:
+    """The same step as training, without gradients: (mean losses, task metrics).
+
+    With several processes, each evaluates every N-th batch and rank 0 gathers them in rounds of N and
+    updates the metrics with them in the single-process order: a task's Metrics may hold any state
+    (a confusion matrix, COCO's matched boxes), and this way they see exactly one process's batches.
+    Only rank 0's result is meaningful (the trainer broadcasts it)."""
     model.eval()
     metrics.reset()
     meter = LossMeter(optimizers)
-    for batch in loader:
-        batch = batch.to(machine.device, machine.channels_last)
-        for name in optimizers:
-            with machine.autocast():
-                out = task.step(model, batch, loss_fn, name)
-            meter.add(name, out, len(batch))
-        meter.count(len(batch))
-        metrics.update(detach(out.outputs), batch.targets)
+    if not dist.active:
+        for batch in loader:
+            batch = batch.to(machine.device, machine.channels_last)
+            for name in optimizers:
+                with machine.autocast():
+                    out = task.step(model, batch, loss_fn, name)
+                meter.add(name, out, len(batch))
+            meter.count(len(batch))
+            metrics.update(detach(out.outputs), batch.targets)
+        return meter.means(), metrics.compute()
+    batches = iter(loader)
+    cpu = torch.device("cpu")
+    for _ in range(loader.batch_sampler.rounds()):
+        batch, mine = next(batches, None), None
+        if batch is not None:
+            batch = batch.to(machine.device, machine.channels_last)
+            outs = {}
+            for name in optimizers:
+                with machine.autocast():
+                    outs[name] = task.step(model, batch, loss_fn, name)
+            mine = (len(batch), {name: (o.loss.detach().float().cpu(), {k: v.detach().float().cpu() for k, v in o.parts.items()})
+                                 for name, o in outs.items()},
+                    _to(detach(out_last(outs).outputs), cpu), _to(batch.targets, cpu))
+        gathered = dist.gather(mine)
+        if dist.main:
+            for item in gathered:
+                if item is None:
+                    continue
+                n, losses, outputs, targets = item
+                for name, (loss, parts) in losses.items():
+                    meter.add(name, StepOutput(loss, parts), n)
+                meter.count(n)
+                metrics.update(_to(outputs, machine.device), _to(targets, machine.device))
+    if not dist.main:
+        return {}, {}
     return meter.means(), metrics.compute()
+
+
+def out_last(outs: dict) -> Any:
+    """The step output the metrics read: the last optimizer's, as in a single process."""
+    return outs[list(outs)[-1]]
+
+
+def _to(obj: Any, device: torch.device) -> Any:
+    return _apply(obj, lambda t: t.to(device))
+
+
+def transformed_once(dataset, limit_gb: float):
+    """The dataset's samples, transformed now and kept as a list, when they fit in `limit_gb`; else as it is."""
+    if len(dataset) == 0:
+        return dataset
+    first = dataset[0]
+    size = sum(t.numel() * t.element_size() for t in _tensors(first))
+    if size * len(dataset) > limit_gb * 2**30:
+        return dataset
+    return [first] + [dataset[i] for i in range(1, len(dataset))]
+
+
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    found: list[torch.Tensor] = []
+    _apply(obj, lambda t: found.append(t) or t)
+    return found
 
 
 def check_forward(model: ZooModel, cfg: dict[str, Any]) -> None:
@@ -304,27 +418,71 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
     (epochs=5, backbone="resnet18", head_options={"dropout": 0.3}, ...). Returns where the run is.
     `model_init(model)`, Python only, prepares the built model before training (zoo compress: start from
     pruned weights and keep them pruned).
-    SIGTERM (a scheduler, `kill`, a closing container) ends it like Ctrl-C: Interrupted, resumable."""
+    SIGTERM (a scheduler, `kill`, a closing container) ends it like Ctrl-C: Interrupted, resumable.
+    Started by torchrun (several processes, see distributed.py), it is one of them."""
     if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
-        return _train(task_name, config=config, resume=resume, quiet=quiet, progress=progress, model_init=model_init,
-                      **settings)
+        try:
+            return _train(task_name, config=config, resume=resume, quiet=quiet, progress=progress,
+                          model_init=model_init, **settings)
+        finally:
+            gc.unfreeze()
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return _train(task_name, config=config, resume=resume, quiet=quiet, progress=progress, model_init=model_init,
                       **settings)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        gc.unfreeze()  # the next run in this process starts with the collector seeing everything again
+        distributed.shutdown()  # a process leaving with the process group open can abort in gloo
 
 
-def _train(task_name: str, *, config: str | Path | None, resume: str | Path | None, quiet: bool, progress: bool,
-           model_init=None, **settings: Any) -> TrainResult:
-    t_start = time.time()
+@dataclass
+class Setup:
+    """What a run starts from, built by `prepare` for `zoo train` and `zoo lr-find` alike:
+    config -> data -> model -> loss -> loaders -> optimizers, and on --resume the checkpoint's state."""
+
+    zoo: Any
+    task: Task
+    task_name: str
+    cfg: dict[str, Any]
+    flag_layer: dict[str, Any]
+    run_dir: Path | None
+    machine: Machine
+    dist: Dist
+    backbone: Any
+    model: ZooModel
+    info: dict[str, Any]
+    data: DataSplits
+    loss_fn: Any
+    train_metrics: Metrics
+    val_metrics: Metrics
+    train_set: Any
+    val_set: Any
+    train_loader: Any
+    val_loader: Any
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedules: dict[str, Any]
+    scaler: Any
+    state: dict[str, Any] | None = None  # the checkpoint resumed from
+    saved: dict[str, Any] | None = None  # its config.json
+    start_epoch: int = 0
+    best: dict[str, Any] = field(default_factory=dict)
+    bad_epochs: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    learned: dict[str, Any] = field(default_factory=dict)  # what the metrics fitted on validation at the best epoch
+    finished: bool = False  # the resumed run had said it was done
+    notes: list[str] = field(default_factory=list)  # what the configuration chose and why, for the log
+    image_splits: DataSplits | None = None  # staged on cached features: the images once the backbone unfreezes
+
+
+def prepare(task_name: str, *, config: str | Path | None, resume: str | Path | None, settings: dict[str, Any], log,
+            model_init=None, run_dir_needed: bool = True) -> Setup:
+    """Everything before the first epoch; `run_dir_needed=False` (lr-find) skips choosing a run directory."""
     zoo = get_zoo()
-    log = RunLog(quiet=quiet)
     flag_layer = normalise({k: v for k, v in settings.items() if v is not None}, "flags")
 
     # --- configuration: fresh, or the saved one of the run to resume (flags may extend epochs)
-    state = None  # the checkpoint to continue from
+    state = saved = run_dir = None  # the checkpoint to continue from
     if resume is not None:
         run_dir = Path(resume)
         if not run_dir.is_dir():
@@ -346,17 +504,10 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         task_name = saved["model"]["task"]
         cfg = merge(normalise(saved["train"], f"{run_dir}/config.json"), flag_layer)
         cfg["out"] = str(run_dir)
-        remove_stale_temp_files(run_dir)
-        state = read_checkpoint(run_dir)
     task: Task = zoo.tasks.create(task_name)
     notes: list[str] = []  # what the configuration chose and why: logged once the run starts (a bad input stays one line)
     if resume is None:
         cfg = resolve_config(task, zoo, load_toml(config) if config else {}, flag_layer, notes.append)
-        run_dir = Path(cfg["out"]) if cfg["out"] else next_run_dir(task_name)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise ZooError(f"--out {run_dir}: a file, not a directory; pick another path")
-        if run_dir.is_dir() and any(run_dir.iterdir()) and not started_but_never_checkpointed(run_dir):
-            raise ZooError(f"--out {run_dir}: exists and is not an empty directory; pick another or resume it with --resume")
     check_compatible(zoo, task, cfg["head"], cfg["loss"], cfg["dataset"])
     for kind in ("dataset", "head", "loss"):  # a mistyped option is an error before any data is read
         zoo.registries[kind].get(cfg[kind]).check_options(cfg[f"{kind}_options"])
@@ -367,8 +518,27 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         if cfg["mode"] == "frozen":
             cfg["augment"] = "none"  # each image's features are computed once, so there is no augmentation
 
+    # --- the processes: one, or this one of several started by torchrun
+    machine = Machine.from_config(cfg, local_rank=distributed.local_rank())
+    dist = distributed.setup(machine.device)
+    if cfg["batch_size"] % dist.world:
+        raise ZooError(f"--batch-size {cfg['batch_size']} is the global batch, shared by {dist.world} processes: "
+                       f"use a multiple of {dist.world}")
+    if resume is not None:  # only rank 0 writes, removes or repairs files
+        if dist.main:
+            remove_stale_temp_files(run_dir)
+        dist.barrier()
+        state = read_checkpoint(run_dir)
+    elif run_dir_needed:
+        if dist.main:  # one name for all processes: the others would each pick the next free one
+            run_dir = Path(cfg["out"]) if cfg["out"] else next_run_dir(task_name)
+            if run_dir.exists() and not run_dir.is_dir():
+                raise ZooError(f"--out {run_dir}: a file, not a directory; pick another path")
+            if run_dir.is_dir() and any(run_dir.iterdir()) and not started_but_never_checkpointed(run_dir):
+                raise ZooError(f"--out {run_dir}: exists and is not an empty directory; pick another or resume it with --resume")
+        run_dir = dist.broadcast(run_dir)
+
     seed_everything(cfg["seed"])
-    machine = Machine.from_config(cfg)
 
     # --- model: backbone (pretrained, from a file, or random) + the task's head
     # A run resumed before its first checkpoint starts over exactly as it first started.
@@ -397,7 +567,6 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         check_forward(model, cfg)
     loss_fn = zoo.losses.create(cfg["loss"], info=info, **cfg["loss_options"])
     train_metrics, val_metrics = task.metrics(info), task.metrics(info)
-    primary, mode = task.primary_metric, task.primary_mode
     machine.prepare(model)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(machine.device)
@@ -405,7 +574,7 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     # frozen/staged start with the backbone frozen; resuming picks the state back up below
     model.set_backbone_trainable(cfg["mode"] == "finetune")
     # `learned`: what the metrics fitted on validation at the best epoch (decision thresholds), saved with the model
-    start_epoch, best, bad_epochs, rows, learned = 0, {}, 0, [], {}
+    start_epoch, best, bad_epochs, rows, learned, finished = 0, {}, 0, [], {}, False
     if state is not None:  # the weights first: cached features are computed with them
         try:
             model.load_state_dict({k: v.to(machine.device) for k, v in state["model"].items()})
@@ -426,12 +595,21 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
                            f", but the checkpoint's best epoch is {best['epoch']}: restore it, or start a new run with --out NEW_DIR")
     collate = task.collate
     train_set, val_set = data.train, data.val
-    images = data  # staged with cached features: the images the full model trains on once it unfreezes
+    image_splits = data  # staged with cached features: the images the full model trains on once it unfreezes
     if cfg["cache_features"] and not (cfg["mode"] == "staged" and start_epoch >= cfg["freeze_epochs"]):
         train_set, val_set, data = cache_features(model, task, data, cfg, machine, log)
         collate = FeatureCollate(task)
-    train_loader = data_loader(train_set, cfg, machine, data, collate, shuffle=True)
-    val_loader = data_loader(val_set, cfg, machine, data, collate, shuffle=False)
+    # Data held in memory through a deterministic transform gives the same tensors every epoch: transform it
+    # once (validation always: the eval transform; training without augmentation, whose transform is the eval one).
+    # At most a quarter of cache_limit_gb each: float tensors at the input size can outweigh the images.
+    if data.in_memory and isinstance(val_set, SampleDataset):
+        val_set = transformed_once(val_set, cfg["cache_limit_gb"] / 4)
+        if cfg["augment"] == "none":
+            train_set = transformed_once(train_set, cfg["cache_limit_gb"] / 4)
+    if cfg["compile"]:  # compiled in place: the state dict, checkpoints and exports stay those of the model
+        model.compile()
+    train_loader = data_loader(train_set, cfg, machine, data, collate, shuffle=True, dist=dist)
+    val_loader = data_loader(val_set, cfg, machine, data, collate, shuffle=False, dist=dist)
     steps_per_epoch = math.ceil(len(train_loader) / cfg["accum_steps"])
     optimizers = {name: make_optimizer(groups, cfg) for name, groups in task.optimizer_groups(model, loss_fn, cfg).items()}
     schedules = {name: make_schedule(opt, cfg, steps_per_epoch) for name, opt in optimizers.items()}
@@ -449,24 +627,49 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
             raise ZooError(f"--resume {run_dir}: the optimizer state in {STATE_FILE} does not fit this run "
                            f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}); "
                            "start a new run with --out NEW_DIR") from None
+    return Setup(zoo, task, task_name, cfg, flag_layer, run_dir, machine, dist, backbone, model, info, data, loss_fn,
+                 train_metrics, val_metrics, train_set, val_set, train_loader, val_loader, optimizers, schedules, scaler,
+                 state, saved, start_epoch, best, bad_epochs, rows, learned, finished, notes, image_splits)
+
+
+def _train(task_name: str, *, config: str | Path | None, resume: str | Path | None, quiet: bool, progress: bool,
+           model_init=None, **settings: Any) -> TrainResult:
+    t_start = time.time()
+    log = RunLog(quiet=quiet or distributed.is_worker())  # one process speaks for all
+    s = prepare(task_name, config=config, resume=resume, settings=settings, log=log, model_init=model_init)
+    # Everything built so far (the libraries, the data, the model) lives for the whole run: out of the
+    # garbage collector's sight, its passes stay short (they made a small model's epochs a quarter slower).
+    gc.collect()
+    gc.freeze()
+    zoo, task, task_name, cfg, run_dir, machine, dist = s.zoo, s.task, s.task_name, s.cfg, s.run_dir, s.machine, s.dist
+    model, backbone, info, data, loss_fn = s.model, s.backbone, s.info, s.data, s.loss_fn
+    train_metrics, val_metrics, train_set, val_set = s.train_metrics, s.val_metrics, s.train_set, s.val_set
+    train_loader, val_loader, optimizers, schedules, scaler = s.train_loader, s.val_loader, s.optimizers, s.schedules, s.scaler
+    state, start_epoch, best, bad_epochs, rows, learned = s.state, s.start_epoch, s.best, s.bad_epochs, s.rows, s.learned
+    primary, mode = task.primary_metric, task.primary_mode
+    writes = dist.main  # only rank 0 touches the run directory
 
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if state is None:  # a fresh start, or a restart of a run killed before its first checkpoint
-            remove_stale_temp_files(run_dir)
-            for name in RUN_FILES - {"train.log"}:
-                (run_dir / name).unlink(missing_ok=True)
+        if writes:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if state is None:  # a fresh start, or a restart of a run killed before its first checkpoint
+                remove_stale_temp_files(run_dir)
+                for name in RUN_FILES - {"train.log"}:
+                    (run_dir / name).unlink(missing_ok=True)
     except OSError as e:
         raise ZooError(f"--out {run_dir}: cannot create the run directory ({e.strerror or e})") from None
-    log.attach(run_dir / "train.log")
-    if data.skipped:
-        artifacts.write_text(run_dir / "skipped.txt", "".join(f"{_escape(p)}\t{_escape(r)}\n" for p, r in data.skipped))
+    if writes:
+        log.attach(run_dir / "train.log")
+        if data.skipped:
+            artifacts.write_text(run_dir / "skipped.txt", "".join(f"{_escape(p)}\t{_escape(r)}\n" for p, r in data.skipped))
     total, trainable = count_parameters(model)
+    processes = f"; {dist.world} processes (DDP), {cfg['batch_size'] // dist.world} images of each batch each" if dist.active else ""
     log(f"zoo train {task_name}: {data.description or cfg['dataset']} — {len(train_set)} train / {len(val_set)} val")
-    for note in notes:
+    for note in s.notes:
         log(note)
     log(f"model: {cfg['backbone']} ({backbone.pretrained_source}) + {cfg['head']} head, {total:,} parameters, "
-        f"{trainable:,} trainable; mode {cfg['mode']}; {machine.describe()}; run dir {run_dir}")
+        f"{trainable:,} trainable; mode {cfg['mode']}; {machine.describe()}{processes}"
+        f"{'; compiled' if cfg['compile'] else ''}; run dir {run_dir}")
 
     committed = {"epoch": start_epoch, "best": dict(best), "learned": dict(learned)}  # what the checkpoint on disk holds
 
@@ -474,6 +677,8 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         return model_config(cfg, task, backbone, {**info, **committed["learned"]})
 
     def save_config(status: str) -> None:
+        if not writes:
+            return
         write_config(run_dir, {
             "task": task_name, "status": status, "best": committed["best"], "epochs_done": committed["epoch"],
             "primary_metric": primary, "primary_mode": mode,
@@ -481,21 +686,25 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
             "train": dict(cfg),
             "data": {"dataset": cfg["dataset"], "source": cfg["data"], "train": len(train_set),
                      "val": len(val_set), "skipped": len(data.skipped)},
+            "processes": dist.world,
             "plugins": {p.name: p.version for p in zoo.plugins if not p.error},
         })
 
     def commit(epochs_done: int) -> None:
         """The checkpoint: one file, renamed into place whole (see rundir.py)."""
-        artifacts.save_state(run_dir / STATE_FILE, {
-            "format": CHECKPOINT_FORMAT, "epoch": epochs_done, "best": json.dumps(best), "bad_epochs": bad_epochs,
-            "metrics": json.dumps(rows), "learned": json.dumps(learned), "model": model.state_dict(),
-            "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-            "schedules": {n: s.state_dict() for n, s in schedules.items()}, "scaler": scaler.state_dict(),
-            "loss": loss_fn.state_dict() if isinstance(loss_fn, nn.Module) else {}})
+        if writes:
+            artifacts.save_state(run_dir / STATE_FILE, {
+                "format": CHECKPOINT_FORMAT, "epoch": epochs_done, "best": json.dumps(best), "bad_epochs": bad_epochs,
+                "metrics": json.dumps(rows), "learned": json.dumps(learned), "model": model.state_dict(),
+                "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+                "schedules": {n: s.state_dict() for n, s in schedules.items()}, "scaler": scaler.state_dict(),
+                "loss": loss_fn.state_dict() if isinstance(loss_fn, nn.Module) else {}})
         committed.update(epoch=epochs_done, best=dict(best), learned=dict(learned))
 
     def publish(status: str) -> None:
         """The files derived from the checkpoint; a kill between them is repaired by --resume."""
+        if not writes:
+            return
         epochs_done = committed["epoch"]
         metadata = {"task": task_name, "epoch": str(epochs_done), "model_digest": model_digest(model_section())}
         artifacts.save_weights(model, run_dir / "last.safetensors", metadata)
@@ -516,45 +725,52 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         raise ZooError(f"{run_dir}: cannot write the run's files ({e.strerror or e}); nothing was trained yet") from None
     from tqdm import tqdm
 
+    board = (TensorBoardLog(run_dir, purge_step=start_epoch * len(train_loader) if state is not None else None)
+             if cfg["tensorboard"] and writes else None)
     bar = tqdm(total=(cfg["epochs"] - start_epoch) * len(train_loader), unit="batch",
-               disable=None if progress and not quiet else True, dynamic_ncols=True, leave=False)
+               disable=None if progress and not quiet and writes else True, dynamic_ncols=True, leave=False)
     epoch, status = start_epoch, "completed"
     last_epoch = cfg["epochs"]
-    if state is not None and not finished and cfg["patience"] and bad_epochs >= cfg["patience"]:
+    if state is not None and not s.finished and cfg["patience"] and bad_epochs >= cfg["patience"]:
         status, last_epoch = "stopped early", start_epoch  # it had stopped early when it was killed
+    find_unused = len(optimizers) > 1  # each optimizer's step uses only its own parameters
+    report = _BestReport(run_dir)
     try:
         for epoch in range(start_epoch, last_epoch):
             t_epoch = time.time()
             if cfg["mode"] == "staged" and epoch == cfg["freeze_epochs"]:
                 model.set_backbone_trainable(True)
-                if model.inputs_are_features:  # the frozen phase trained on cached features; now images go through
+                switched = model.inputs_are_features  # the frozen epochs trained on cached features
+                if switched:  # from now on, images go through the whole model
                     model.inputs_are_features = False
-                    train_loader = data_loader(images.train, cfg, machine, images, task.collate, shuffle=True)
-                    val_loader = data_loader(images.val, cfg, machine, images, task.collate, shuffle=False)
+                    images = s.image_splits
+                    train_loader = data_loader(images.train, cfg, machine, images, task.collate, shuffle=True, dist=dist)
+                    val_loader = data_loader(images.val, cfg, machine, images, task.collate, shuffle=False, dist=dist)
                 log(f"epoch {epoch + 1}: backbone unfrozen (lr x{cfg['backbone_lr_mult']})"
-                    + (", images through the whole model from now on" if images is not data else ""))
+                    + (", images through the whole model from now on" if switched else ""))
+            net = dist.wrap(model, machine.device, find_unused)  # the model itself, or DDP around it
             # Seeding per epoch (shuffle order, augmentation, dropout) lets a resumed run continue as the
-            # uninterrupted one would.
-            torch.manual_seed(_epoch_seed(cfg["seed"], epoch))
+            # uninterrupted one would. The shuffle is the same in every process, the rest their own.
+            torch.manual_seed(_epoch_seed(cfg["seed"], epoch, dist.rank))
             train_loader.zoo_generator.manual_seed(_epoch_seed(cfg["seed"], epoch))
 
             # --- train: each named optimizer takes its step on each batch (one, unless the task has several)
-            model.train()
+            net.train()
             train_metrics.reset()
             meter = LossMeter(tuple(optimizers))
+            step_losses, step_lrs = [], []  # for TensorBoard, read once at the end of the epoch
+            next_redraw = 0.0
             for opt in optimizers.values():
                 opt.zero_grad(set_to_none=True)
             for i, batch in enumerate(train_loader):
                 batch = batch.to(machine.device, machine.channels_last)
                 boundary = (i + 1) % cfg["accum_steps"] == 0 or i + 1 == len(train_loader)
                 for name, opt in optimizers.items():
-                    with machine.autocast():
-                        out = task.step(model, batch, loss_fn, name)
-                    if not torch.isfinite(out.loss):
-                        status = "diverged"
-                        raise ZooError(f"training diverged: the loss became {out.loss.item()} in epoch {epoch + 1}; the checkpoint "
-                                       f"of epoch {committed['epoch']} is kept; lower --lr or use --clip-grad 1.0")
-                    scaler.scale(out.loss / cfg["accum_steps"]).backward()
+                    # between accumulation boundaries, processes keep their gradients to themselves
+                    with net.no_sync() if dist.active and not boundary else contextlib.nullcontext():
+                        with machine.autocast():
+                            out = task.step(net, batch, loss_fn, name)
+                        scaler.scale(out.loss / cfg["accum_steps"]).backward()
                     if boundary:
                         if cfg["clip_grad"] > 0:
                             scaler.unscale_(opt)
@@ -567,18 +783,34 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
                     scaler.update()
                 meter.count(len(batch))
                 train_metrics.update(detach(out.outputs), batch.targets)
-                bar.update(1)
+                if board is not None:
+                    step_losses.append(out.loss.detach())
+                    step_lrs.append(next(iter(optimizers.values())).param_groups[0]["lr"])
                 if i == 0:
                     artifacts.kill_point(f"batch@{epoch + 1}")
-                bar.set_postfix_str(f"epoch {epoch + 1}/{cfg['epochs']} loss {meter.means()['loss']:.4f}")
+                bar.update(1)
+                # Reading the loss waits for the device: only when the bar is redrawn (a few times a second),
+                # which is also when a diverged loss is noticed (and at the end of the epoch, for every process).
+                if not dist.active and time.monotonic() >= next_redraw:
+                    next_redraw = time.monotonic() + 0.5
+                    running = meter.running_loss()
+                    _check_finite_loss(running, epoch, committed["epoch"])
+                    if not bar.disable:
+                        bar.set_postfix_str(f"epoch {epoch + 1}/{cfg['epochs']} loss {running:.4f}", refresh=False)
 
-            # --- validate
-            val_losses, val_scores = evaluate(task, model, val_loader, loss_fn, val_metrics, machine, tuple(optimizers))
-            record = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in meter.means().items()},
-                      **{f"train_{k}": v for k, v in train_metrics.compute().items()},
+            meter.reduce(dist)
+            train_losses = meter.means()
+            _check_finite_loss(train_losses.get("loss", 0.0), epoch, committed["epoch"])
+            train_scores = _mean_over_processes(train_metrics.compute(), dist)
+
+            # --- validate (rank 0 computes the metrics; every process then takes its record)
+            val_losses, val_scores = evaluate(task, model, val_loader, loss_fn, val_metrics, machine, tuple(optimizers), dist)
+            record = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_losses.items()},
+                      **{f"train_{k}": v for k, v in train_scores.items()},
                       **{f"val_{k}": v for k, v in val_losses.items()}, **{f"val_{k}": v for k, v in val_scores.items()},
                       "lr": next(iter(optimizers.values())).param_groups[0]["lr"], "backbone_frozen": model.backbone_frozen,
                       "seconds": round(time.time() - t_epoch, 3)}
+            record = dist.broadcast(record)
 
             # --- checkpoint: best by the task's primary metric, last always
             if primary not in record:
@@ -601,8 +833,17 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
             commit(epoch + 1)
             artifacts.kill_point(f"publish@{epoch + 1}")
             publish("running")
-            if improved:
-                val_metrics.report(run_dir)
+            reported = []
+            if improved and writes:
+                # The report (a confusion matrix, pictures of predictions) is of the best epoch. Drawing it can
+                # cost more than a small model's epoch, so while it would pass 5% of the run it is drawn at the
+                # end: its metrics are kept aside and validation gets fresh ones.
+                report.pending, val_metrics = val_metrics, task.metrics(info)
+                if report.seconds <= 0.05 * (time.time() - t_start):
+                    reported = report.write()
+            if board is not None:
+                board.epoch(epoch, len(train_loader), torch.stack(step_losses).tolist() if step_losses else [], step_lrs,
+                            record, reported)
             elapsed = time.time() - t_start
             left = elapsed / (epoch + 1 - start_epoch) * (cfg["epochs"] - epoch - 1)
             log(f"epoch {epoch + 1}/{cfg['epochs']}  {_fmt(record)}  {record['seconds']:.1f}s"
@@ -611,8 +852,12 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
                 status = "stopped early"
                 log(f"early stop: {primary} has not improved for {bad_epochs} epochs")
                 break
+        pictures = report.write()
+        if board is not None and pictures:
+            board.pictures(committed["best"]["epoch"], pictures)
     except KeyboardInterrupt as e:
         bar.close()
+        report.write(quietly=True)
         # The end of the last finished epoch is checkpointed, and resuming from it repeats the run exactly.
         by = "SIGTERM" if isinstance(e, _Terminated) else "Ctrl-C"
         _try_save_config(save_config, "interrupted")
@@ -620,17 +865,24 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         raise Interrupted(run_dir, by, 143 if by == "SIGTERM" else 130) from None
     except OSError as e:  # a full disk, a file size limit, a directory gone or read-only
         bar.close()
+        report.write(quietly=True)
         _try_save_config(save_config, "failed")
         raise ZooError(f"{run_dir}: cannot write ({e.strerror or e}); the checkpoint of epoch {committed['epoch']} is "
                        f"intact: fix that, then resume with: zoo train --resume {run_dir}") from None
-    except BaseException:
+    except BaseException as e:
         bar.close()
+        if isinstance(e, _Diverged):
+            status = "diverged"
+        report.write(quietly=True)
         _try_save_config(save_config, status if status == "diverged" else "failed")
         raise
     finally:
         bar.close()
+        if board is not None:
+            board.close()
         try:
-            plot_curves(run_dir)
+            if writes:
+                plot_curves(run_dir)
         except Exception:  # a picture is not worth masking the real outcome (a full disk, say)
             pass
 
@@ -639,7 +891,52 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     except OSError as e:
         raise ZooError(f"{run_dir}/config.json: cannot write ({e.strerror or e}); the training itself finished and "
                        "its checkpoint is intact") from None
+    dist.barrier()  # every process leaves together, after rank 0's last write
     return TrainResult(run_dir, committed["best"], status, time.time() - t_start)
+
+
+class _BestReport:
+    """The task's report of the best epoch so far, written now or later (see the loop)."""
+
+    def __init__(self, run_dir: Path):
+        # `seconds` starts at a guess of one drawing (about a second with matplotlib): a short run draws its
+        # report once, at the end; drawing mid-run also leaves garbage that slows a small model's next epochs
+        self.run_dir, self.pending, self.seconds = run_dir, None, 1.0
+
+    def write(self, quietly: bool = False) -> list[str]:
+        if self.pending is None:
+            return []
+        t = time.time()
+        metrics, self.pending = self.pending, None
+        try:
+            return list(metrics.report(self.run_dir))
+        except Exception:
+            if not quietly:
+                raise
+            return []  # the run is already ending on another error, which matters more
+        finally:
+            self.seconds += time.time() - t
+
+
+class _Diverged(ZooError):
+    """The training loss became non-finite."""
+
+
+def _check_finite_loss(value: float, epoch: int, kept: int) -> None:
+    if not math.isfinite(value):
+        raise _Diverged(f"training diverged: the loss became {value} in epoch {epoch + 1}; the checkpoint "
+                        f"of epoch {kept} is kept; lower --lr or use --clip-grad 1.0")
+
+
+def _mean_over_processes(scores: dict[str, float], dist: Dist) -> dict[str, float]:
+    """Training metrics with several processes: the mean of each process's (their shares of the samples
+    are equal; exact for means such as accuracy; for ratios such as mIoU, close to the single-process value).
+    Validation metrics are exact (see evaluate)."""
+    if not dist.active or not scores:
+        return scores
+    keys = list(scores)  # the same order in every process, and the task's own
+    sums = dist.all_sum([torch.tensor(float(scores[k])) for k in keys])
+    return {k: float(v) / dist.world for k, v in zip(keys, sums)}
 
 
 def _try_save_config(save_config, status: str) -> None:
