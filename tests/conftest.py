@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ from PIL import Image
 
 # Never wait on the network in tests: nothing listens on port 9 of the loopback.
 os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")
+# zoo's cache (features, decoded images, converted weights, ONNX files) in one folder for the session,
+# shared by the tests and the processes they start: never the user's ~/.cache/zoo, and never stale.
+os.environ.setdefault("ZOO_CACHE", tempfile.mkdtemp(prefix="zoo-test-cache-"))
 
 ZOO = [sys.executable, "-m", "zoo_core.cli"]
 

@@ -85,3 +85,17 @@ def test_missing_torch_pruning_is_one_line(source, tmp_path, monkeypatch):
     res = cli("compress", str(source.dir), "--sparsity", "0.5", "--prune", "channels", "-o", str(tmp_path / "x"))
     assert res.exit_code == 1 and res.stderr.strip().startswith("Error: --prune channels needs Torch-Pruning"), res.output
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_channel_pruned_fine_tuning_resumes_as_any_run(pruned, tmp_path):
+    """The trainer records the pruned shapes from the first checkpoint on, so zoo train --resume rebuilds them."""
+    import shutil
+
+    out, facts = pruned
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    res = cli("train", "--resume", str(copy), "--epochs", "2")
+    assert res.exit_code == 0, res.output
+    config = json.loads((copy / "config.json").read_text())
+    assert config["epochs_done"] == 2 and config["model"]["pruned"]
+    assert parameter_count(load_run(copy, device="cpu").model) == facts["parameters"]["pruned"]

@@ -19,7 +19,7 @@ from PIL import Image
 
 from .components import DataConfig, Prediction, Task, detach
 from .config import merge, normalise
-from .data import find_images, open_image, scan_images
+from .data import find_images, open_image
 from .device import Machine, pick_device
 from .errors import ZooError, did_you_mean
 from .model import ZooModel

@@ -177,28 +177,7 @@ def apply_structure(model: nn.Module, structure: dict[str, dict[str, Any]]) -> N
                                                        requires_grad=current.requires_grad)
             else:
                 module._buffers[key] = torch.empty(shape, dtype=current.dtype)
-
-
-def _record_structure(run_dir: Path, structure: dict[str, dict[str, Any]]) -> None:
-    """Write the pruned shapes into the run's config.json (model.pruned) and stamp its weights files with
-    the new model section's digest (which rebuild() checks)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    from .artifacts import atomic_write
-    from .rundir import model_digest, write_config
-
-    config = json.loads((run_dir / "config.json").read_text())
-    config.pop("format", None)
-    config["model"]["pruned"] = structure
-    write_config(run_dir, config)
-    digest = model_digest(config["model"])
-    for weights in run_dir.glob("*.safetensors"):
-        with safe_open(str(weights), "pt") as f:
-            metadata = dict(f.metadata() or {})
-        if "model_digest" in metadata:
-            tensors = load_file(str(weights))
-            atomic_write(weights, lambda p: save_file(tensors, str(p), metadata={**metadata, "model_digest": digest}))
+    model.pruned = structure  # the trainer writes it into the run's config.json (model.pruned)
 
 
 def compress(run_dir: str | Path, sparsity: float, out: str | Path | None = None, epochs: int = 3,
@@ -255,9 +234,9 @@ def compress(run_dir: str | Path, sparsity: float, out: str | Path | None = None
                     "epochs": epochs, "lr": lr if lr is not None else cfg["lr"] / 10, "mode": "finetune",
                     "backbone_lr_mult": 1.0,
                     "pretrained": False, "cache_features": False, "warmup_epochs": 0, "patience": 0, "out": str(out)}
+        # start_from_pruned leaves model.pruned set: the trainer records the shapes in config.json from the
+        # first checkpoint on, so an interrupted fine-tuning resumes like any run (zoo train --resume OUT)
         train(task, quiet=quiet, model_init=start_from_pruned, **settings)
-        if structure:  # the trainer saved the options' network description; the weights are the pruned one's
-            _record_structure(out, structure)
         tuned_run = load_run(out, device="cpu")
         tuned, _ = tuned_run.evaluate(workers=0)
         final_model = tuned_run.model

@@ -32,8 +32,8 @@ from torch import nn
 
 from . import artifacts, distributed
 from .backbones import choose_backbone, count_parameters, load_weights_into, read_state_dict
-from .cache import DecodedImages, FeatureCollate, apply_cpu_recipe, cache_features, precompute_features  # noqa: F401
-from .components import Batch, DataSplits, Metrics, StepOutput, Task, _apply, detach
+from .cache import DecodedImages, FeatureCollate, apply_cpu_recipe, cache_features
+from .components import DataSplits, Metrics, StepOutput, Task, _apply, detach
 from .config import load_toml, merge, normalise
 from .device import Machine
 from .distributed import SINGLE, Dist, RoundRobinBatches, ShardedBatches
@@ -563,6 +563,10 @@ def prepare(task_name: str, *, config: str | Path | None, resume: str | Path | N
         model_init(model)
     if state is not None:
         model.backbone.pretrained_source = saved["model"].get("pretrained_source", "none")
+        if saved["model"].get("pruned"):  # a channel-pruned run's fine-tuning, resumed: its weights' shapes first
+            from .compress import apply_structure
+
+            apply_structure(model, saved["model"]["pruned"])
     if cfg["backbone_options"] or cfg["head_options"]:
         check_forward(model, cfg)
     loss_fn = zoo.losses.create(cfg["loss"], info=info, **cfg["loss_options"])
@@ -674,7 +678,10 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     committed = {"epoch": start_epoch, "best": dict(best), "learned": dict(learned)}  # what the checkpoint on disk holds
 
     def model_section() -> dict[str, Any]:
-        return model_config(cfg, task, backbone, {**info, **committed["learned"]})
+        section = model_config(cfg, task, backbone, {**info, **committed["learned"]})
+        if getattr(model, "pruned", None):  # zoo compress --prune channels: the shapes config.json alone would not build
+            section["pruned"] = model.pruned
+        return section
 
     def save_config(status: str) -> None:
         if not writes:
