@@ -521,6 +521,9 @@ def prepare(task_name: str, *, config: str | Path | None, resume: str | Path | N
     # --- the processes: one, or this one of several started by torchrun
     machine = Machine.from_config(cfg, local_rank=distributed.local_rank())
     dist = distributed.setup(machine.device)
+    # Every process resolved the configuration itself; rank 0's is the run's (a default backbone chosen by
+    # probing the Hub, say, could differ between processes that asked a moment apart).
+    cfg = dist.broadcast(cfg)
     if cfg["batch_size"] % dist.world:
         raise ZooError(f"--batch-size {cfg['batch_size']} is the global batch, shared by {dist.world} processes: "
                        f"use a multiple of {dist.world}")
