@@ -870,6 +870,11 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         report.write(quietly=True)
         # The end of the last finished epoch is checkpointed, and resuming from it repeats the run exactly.
         by = "SIGTERM" if isinstance(e, _Terminated) else "Ctrl-C"
+        if writes:  # stopped between a checkpoint and its derived files: the metrics agree with the checkpoint
+            try:    # (the weights files are repaired by --resume, which republishes them from it)
+                write_metrics(run_dir, [r for r in rows if r["epoch"] <= committed["epoch"]])
+            except Exception:
+                pass
         _try_save_config(save_config, "interrupted")
         log(f"interrupted ({by}) in epoch {epoch + 1}; resume with: zoo train --resume {run_dir}")
         raise Interrupted(run_dir, by, 143 if by == "SIGTERM" else 130) from None
