@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -103,6 +105,28 @@ def test_ctrl_c_in_the_first_epoch_still_leaves_a_checkpoint(tmp_path, image_fol
     assert torch.load(out / "last.state.pt", weights_only=True)["epoch"] == 0
     assert train("", resume=str(out), quiet=True).status == "completed"
     assert [r["epoch"] for r in metrics_of(out)] == [1, 2]
+
+
+def test_a_signal_just_after_the_checkpoint_is_renamed_waits_for_the_run_to_know_it(tmp_path, image_folder, monkeypatch):
+    """SIGTERM the instant epoch 1's checkpoint lands: config.json and metrics.jsonl must say epoch 1 too,
+    or the resume the error line advises is refused (seen once in CI, 1 run in 16)."""
+    out, real_replace, renames = tmp_path / "run", os.replace, []
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        if Path(dst).name == "last.state.pt":
+            renames.append(dst)
+            if len(renames) == 2:  # commit(0) at the start, then epoch 1's
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", replace)
+        with pytest.raises(trainer.Interrupted):
+            train("classify", data=str(image_folder()), out=str(out), **{**FAST, "epochs": 3})
+    assert torch.load(out / "last.state.pt", weights_only=True)["epoch"] == 1
+    assert json.loads((out / "config.json").read_text())["epochs_done"] == 1
+    assert [r["epoch"] for r in metrics_of(out)] == [1]
+    assert train("", resume=str(out), epochs=2, quiet=True).status == "completed"
 
 
 def test_resume_can_extend_a_finished_run(tmp_path, image_folder):

@@ -18,6 +18,7 @@ import functools
 import gc
 import json
 import math
+import os
 import random
 import signal
 import threading
@@ -82,6 +83,31 @@ class _Terminated(KeyboardInterrupt):
 
 def _raise_terminated(signum, frame):
     raise _Terminated()
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ctrl-C or SIGTERM arriving inside the block takes effect when it ends. Around the checkpoint: one
+    arriving just after the file is renamed into place would otherwise leave the run believing it holds
+    the epoch before, and write that into config.json and metrics.jsonl on its way out."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
+        yield
+        return
+    pending: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if pending:  # delivered now, as it would have been (a handler of ours raises; the default ends the process)
+        sig = pending[0]
+        handler = previous[sig]
+        if callable(handler):
+            handler(sig, None)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), sig)
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
@@ -701,15 +727,17 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
         })
 
     def commit(epochs_done: int) -> None:
-        """The checkpoint: one file, renamed into place whole (see rundir.py)."""
-        if writes:
-            artifacts.save_state(run_dir / STATE_FILE, {
-                "format": CHECKPOINT_FORMAT, "epoch": epochs_done, "best": json.dumps(best), "bad_epochs": bad_epochs,
-                "metrics": json.dumps(rows), "learned": json.dumps(learned), "model": model.state_dict(),
-                "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-                "schedules": {n: s.state_dict() for n, s in schedules.items()}, "scaler": scaler.state_dict(),
-                "loss": loss_fn.state_dict() if isinstance(loss_fn, nn.Module) else {}})
-        committed.update(epoch=epochs_done, best=dict(best), learned=dict(learned))
+        """The checkpoint: one file, renamed into place whole (see rundir.py). A signal waits until both the
+        file and `committed` say the same epoch."""
+        with _signals_held():
+            if writes:
+                artifacts.save_state(run_dir / STATE_FILE, {
+                    "format": CHECKPOINT_FORMAT, "epoch": epochs_done, "best": json.dumps(best),
+                    "bad_epochs": bad_epochs, "metrics": json.dumps(rows), "learned": json.dumps(learned),
+                    "model": model.state_dict(), "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+                    "schedules": {n: s.state_dict() for n, s in schedules.items()}, "scaler": scaler.state_dict(),
+                    "loss": loss_fn.state_dict() if isinstance(loss_fn, nn.Module) else {}})
+            committed.update(epoch=epochs_done, best=dict(best), learned=dict(learned))
 
     def publish(status: str) -> None:
         """The files derived from the checkpoint; a kill between them is repaired by --resume."""
