@@ -57,6 +57,26 @@ def test_two_processes_train_like_one_and_resume(tmp_path, image_folder):
     assert not list(two.glob(".*tmp"))
 
 
+def test_two_processes_share_the_feature_cache(tmp_path, image_folder):
+    """--cache-features with 2 processes: each computes half of the features and they swap them; rank 0
+    writes one cache the next run reuses whole. Training on them matches one process computing them all."""
+    data = str(image_folder(per_class=12))
+    flags = [*FLAGS, "--mode", "frozen", "--cache-features", "--epochs", "2"]
+    env = {**ENV, "ZOO_CACHE": str(tmp_path / "cache")}
+    first = run_zoo("train", "classify", "--data", data, *flags, "--nproc", "2", "--out", str(tmp_path / "two"), env=env)
+    assert first.returncode == 0, first.stderr
+    log = (tmp_path / "two" / "train.log").read_text()
+    assert "features: 0 reused, 36 computed by 2 processes" in log, log
+    again = run_zoo("train", "classify", "--data", data, *flags, "--nproc", "2", "--out", str(tmp_path / "again"), env=env)
+    assert again.returncode == 0, again.stderr
+    assert "features: 36 reused, 0 computed" in (tmp_path / "again" / "train.log").read_text()
+
+    one = train("classify", data=data, out=str(tmp_path / "one"), quiet=True, cache_features=True, cache_disk_gb=0.0,
+                **{**SETTINGS, "mode": "frozen", "epochs": 2}).run_dir
+    assert_close(rows(tmp_path / "two"), rows(one))
+    assert_close(rows(tmp_path / "again"), rows(one))
+
+
 def test_a_bad_setting_is_one_line_from_one_process(tmp_path, image_folder):
     result = run_zoo("train", "classify", "--data", str(image_folder()), *FLAGS, "--batch-size", "7", "--nproc", "2",
                      "--out", str(tmp_path / "run"), env=ENV)

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from .artifacts import TMP_SUFFIX, atomic_write, cache_dir, kill_point
+from .distributed import SINGLE, Dist
 from .errors import ZooError
 
 FEATURES = "features"  # $ZOO_CACHE/features/<key>/{about.json, <shard>.safetensors}
@@ -314,12 +315,13 @@ LAST_COUNTS = FeatureCounts()
 @torch.no_grad()
 def precompute_features(model, task, dataset, cfg: dict[str, Any], machine, data, limit_gb: float,
                         total_images: int, store: FeatureStore | None = None,
-                        log: Callable[[str], None] = lambda m: None) -> list[dict[str, Any]]:
+                        log: Callable[[str], None] = lambda m: None, dist: Dist = SINGLE) -> list[dict[str, Any]]:
     """What the head consumes (pooled features or the pyramid), once per image: a frozen backbone gives
     the same features every epoch, so the epochs after that cost only the head (the textbook's
     "features + linear"). `dataset` is a SampleDataset holding the eval transform. Features found in
-    `store` are not computed again; new ones are added to it. Refuses, before filling memory, when the
-    features would not fit `limit_gb`."""
+    `store` are not computed again; new ones are added to it (by rank 0). Several processes each compute
+    a share of the missing images and swap them, so every process holds all features for the price of
+    1/N of the forward passes. Refuses, before filling memory, when the features would not fit `limit_gb`."""
     from tqdm import tqdm
 
     from .trainer import data_loader  # the one place loaders are configured
@@ -350,36 +352,39 @@ def precompute_features(model, task, dataset, cfg: dict[str, Any], machine, data
     if found:
         check_fits(next(iter(found.values())))
     missing = [i for i, f in enumerate(per_image) if f is None]
-    new: dict[str, Any] = {}
-    if missing:
+    mine = missing[dist.rank::dist.world]  # this process's share (all of them when alone)
+    computed: dict[int, tuple[Any, dict[str, Any]]] = {}  # image index: (features, the sample's other fields)
+    if mine:
         model.eval()
-        subset = torch.utils.data.Subset(dataset, missing)
+        subset = torch.utils.data.Subset(dataset, mine)
         loader = data_loader(subset, cfg, machine, data, lambda s: (s, task.collate(s)), shuffle=False)
-        position = iter(missing)
+        position = iter(mine)
         for raw, batch in tqdm(loader, desc="computing backbone features", unit="batch", disable=None, leave=False):
             inputs = batch.inputs.to(machine.device, non_blocking=True)
             if inputs.dim() == 4:  # channels_last: the convolutions' fast path on CPUs too (measured 1.4-2x on
                 inputs = inputs.contiguous(memory_format=torch.channels_last)  # resnet18, efficientnet_lite0)
             with machine.autocast():
                 features = model.features(inputs)
-            computed = (list(features.float().cpu()) if isinstance(features, torch.Tensor)
-                        else list(zip(*(level.float().cpu() for level in features))))
-            if not new and not found:
-                check_fits(computed[0])
-            for s, f in zip(raw, computed):
-                i = next(position)
-                per_image[i] = f
-                others[i] = {k: v for k, v in s.items() if k != "image"}
-                if store is not None:
-                    new[digests[i]] = f
+            batch_features = (list(features.float().cpu()) if isinstance(features, torch.Tensor)
+                              else list(zip(*(level.float().cpu() for level in features))))
+            if not computed and not found:
+                check_fits(batch_features[0])
+            for s, f in zip(raw, batch_features):
+                computed[next(position)] = (f, {k: v for k, v in s.items() if k != "image"})
+    if dist.active and missing:  # every process trains on all of them: swap the shares
+        computed = {i: c for share in dist.all_gather(computed) for i, c in share.items()}
+        if not found:  # a process whose share was empty checks too, so all refuse alike
+            check_fits(computed[missing[0]][0])
+    for i, (f, rest) in computed.items():
+        per_image[i], others[i] = f, rest
     LAST_COUNTS.reused += len(per_image) - len(missing)
     LAST_COUNTS.computed += len(missing)
-    if store is not None:
-        store.add(new)
+    if store is not None and dist.main:  # one writer; the shard holds every process's share
+        store.add({digests[i]: per_image[i] for i in missing})
     return [{**o, "image": f} for o, f in zip(others, per_image)]
 
 
-def cache_features(model, task, data, cfg: dict[str, Any], machine, log: Callable[[str], None]):
+def cache_features(model, task, data, cfg: dict[str, Any], machine, log: Callable[[str], None], dist: Dist = SINGLE):
     """(train features, val features, the DataSplits over them) for a run with --cache-features: both
     splits through the eval transform (features are computed once, so without random augmentation),
     reusing and filling the disk cache unless cache_disk_gb is 0."""
@@ -391,15 +396,17 @@ def cache_features(model, task, data, cfg: dict[str, Any], machine, log: Callabl
     if cfg["cache_disk_gb"] > 0:
         key, about = feature_key(model, task, eval_transform, cfg, machine)
         store = FeatureStore(key, about, cfg["cache_disk_gb"], log)
-        remove_stale_temp(cache_root())
+        if dist.main:
+            remove_stale_temp(cache_root())
     before = FeatureCounts(LAST_COUNTS.reused, LAST_COUNTS.computed)
     total = len(data.train) + len(data.val)
     splits = [precompute_features(model, task, SampleDataset(d.raw, eval_transform, d.channels, d.images), cfg, machine,
-                                  data, cfg["cache_limit_gb"], total, store, log)
+                                  data, cfg["cache_limit_gb"], total, store, log, dist)
               for d in (data.train, data.val)]
     reused, computed = LAST_COUNTS.reused - before.reused, LAST_COUNTS.computed - before.computed
     where = f" (cache {store.dir})" if store is not None else " (in memory only: cache_disk_gb=0)"
-    log(f"features: {reused} reused, {computed} computed{where}")
+    shared = f" by {dist.world} processes, a share each" if dist.active and computed else ""
+    log(f"features: {reused} reused, {computed} computed{shared}{where}")
     model.inputs_are_features = True
     features = DataSplits(splits[0], splits[1], data.info, data.skipped, data.description + ", backbone features cached",
                           in_memory=True, batch_sampler=data.batch_sampler)

@@ -72,6 +72,14 @@ class Dist:
         torch.distributed.gather_object(obj, out, dst=0, group=self.objects)
         return out
 
+    def all_gather(self, obj: Any) -> list[Any]:
+        """Every rank's `obj`, in rank order, on every rank."""
+        if not self.active:
+            return [obj]
+        out: list[Any] = [None] * self.world
+        torch.distributed.all_gather_object(out, obj, group=self.objects)
+        return out
+
     def all_sum(self, values: list[torch.Tensor]) -> list[torch.Tensor]:
         """Sums over all ranks of a list of scalar tensors (one collective)."""
         if not self.active or not values:

@@ -630,7 +630,7 @@ def prepare(task_name: str, *, config: str | Path | None, resume: str | Path | N
     train_set, val_set = data.train, data.val
     image_splits = data  # staged with cached features: the images the full model trains on once it unfreezes
     if cfg["cache_features"] and not (cfg["mode"] == "staged" and start_epoch >= cfg["freeze_epochs"]):
-        train_set, val_set, data = cache_features(model, task, data, cfg, machine, log)
+        train_set, val_set, data = cache_features(model, task, data, cfg, machine, log, dist)
         collate = FeatureCollate(task)
     # Data held in memory through a deterministic transform gives the same tensors every epoch: transform it
     # once (validation always: the eval transform; training without augmentation, whose transform is the eval one).
