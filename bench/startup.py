@@ -2,8 +2,9 @@
 `python -c pass` (the interpreter alone) and `python -c "import torch"` measured in the same run.
 
 Also two rows for context: `zoo list` with a cold cache (the first one after installing or upgrading
-packages counts timm's and torchvision's models once, which imports them), and `zoo list` with every
-component's implementation imported at registration, the way plugins registered before (eager).
+packages reads timm's and torchvision's model names from their source files, zoo_core/model_names.py),
+and `zoo list` with every component's implementation imported at registration, the way plugins
+registered before (eager).
 
     python bench/startup.py [--repeat 7]
 

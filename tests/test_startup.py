@@ -46,8 +46,7 @@ def imported_by(args: list[str], env: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def warm_cache(tmp_path_factory):
-    """A zoo cache where one `zoo list` ran: the first one after installing packages counts the families'
-    models once (that imports timm); every later one reads the count."""
+    """A zoo cache where one `zoo list` ran (it keeps the families' model names)."""
     env = {"ZOO_CACHE": str(tmp_path_factory.mktemp("zoo-cache"))}
     assert run_zoo("list", env=env).returncode == 0
     return env
@@ -56,6 +55,25 @@ def warm_cache(tmp_path_factory):
 @pytest.mark.parametrize("args", [["list"], ["list", "--json"], ["--help"], ["train", "--help"]])
 def test_list_and_help_import_no_torch(args, warm_cache):
     assert imported_by(args, warm_cache) == []
+
+
+def test_the_first_list_after_installing_imports_no_torch_either(tmp_path):
+    """An empty cache (a fresh install, or any package installed since): the families' model names are read
+    from timm's and torchvision's source files."""
+    assert imported_by(["list"], {"ZOO_CACHE": str(tmp_path / "empty")}) == []
+
+
+def test_model_names_read_from_source_are_the_ones_the_libraries_list():
+    import timm
+    from torchvision import models
+
+    from zoo_core.model_names import _natural, registered_in_source
+
+    # what timm_names() and torchvision_names() read while the libraries are not imported
+    assert registered_in_source("timm", "models", "register_model", recursive=True) == timm.list_models()
+    assert (registered_in_source("torchvision", "models", "register_model", recursive=False)
+            == sorted(models.list_models(module=models), key=_natural))
+    assert registered_in_source("no_such_package", "models", "register_model", recursive=True) == []
 
 
 def test_help_lists_a_plugins_command_without_importing_it(warm_cache):

@@ -131,11 +131,6 @@ def short_label(description: str) -> str:
     return description.split(",")[0].strip()
 
 
-def timm_names() -> list[str]:
-    import timm
-    return timm.list_models()
-
-
 def timm_has(name: str) -> bool:
     import timm
     return timm.is_model(name)
@@ -216,11 +211,6 @@ class TorchvisionBackbone(Backbone):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.body(x))
-
-
-def torchvision_names() -> list[str]:
-    from torchvision import models
-    return models.list_models(module=models)
 
 
 def torchvision_weights(name: str) -> str:

@@ -27,7 +27,7 @@ def register_backbones(register):
     for name, (size, description) in SMALL_NETS.items():
         register(BackboneSpec(name, "zoo_core.backbones:small_net_factory", weights="none",
                               description=f"from scratch, {description}; input {size[0]}x{size[1]}x{size[2]}"))
-    register(BackboneSpec("timm", "zoo_core.backbones:TimmBackbone", family=True, names="zoo_core.backbones:timm_names",
+    register(BackboneSpec("timm", "zoo_core.backbones:TimmBackbone", family=True, names="zoo_core.model_names:timm_names",
                           has="zoo_core.backbones:timm_has", weights="zoo_core.backbones:timm_weights",
                           description="any timm model by name; pretrained weights from the Hugging Face Hub"))
     # Families are tried in this order for a bare name; only a Hub repo id (namespace/name) reaches "hf-hub".
@@ -35,7 +35,7 @@ def register_backbones(register):
                           has=lambda name: "/" in name, weights=lambda name: f"hf-hub:{name.partition('@')[0]}",
                           description="the backbone of a model pushed with zoo push: hf-hub:NAMESPACE/NAME[@REV]"))
     register(BackboneSpec("torchvision", "zoo_core.backbones:TorchvisionBackbone", family=True,
-                          names="zoo_core.backbones:torchvision_names", weights="zoo_core.backbones:torchvision_weights",
+                          names="zoo_core.model_names:torchvision_names", weights="zoo_core.backbones:torchvision_weights",
                           description="torchvision classification models; pretrained weights from download.pytorch.org"))
 
 
