@@ -129,6 +129,21 @@ def test_a_signal_just_after_the_checkpoint_is_renamed_waits_for_the_run_to_know
     assert train("", resume=str(out), epochs=2, quiet=True).status == "completed"
 
 
+def test_a_budget_stops_after_the_epoch_that_fits_and_resume_goes_on_exactly(tmp_path, image_folder):
+    data = str(image_folder())
+    full = train("classify", data=data, out=str(tmp_path / "full"), **{**FAST, "epochs": 3})
+    out = tmp_path / "run"
+    # a budget no epoch fits in: the first epoch is trained all the same, then the run stops
+    result = train("classify", data=data, out=str(out), budget=0.001, **{**FAST, "epochs": 3})
+    assert result.status == "stopped by --budget"
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["status"] == "stopped by --budget" and saved["epochs_done"] == 1
+    assert "--budget 0.001s: stopping after epoch 1" in (out / "train.log").read_text()
+    assert (out / "best.safetensors").exists()
+    assert train("", resume=str(out), budget=0.0, quiet=True).status == "completed"
+    assert without_time(metrics_of(out)) == without_time(metrics_of(full.run_dir))
+
+
 def test_resume_can_extend_a_finished_run(tmp_path, image_folder):
     out = tmp_path / "run"
     train("classify", data=str(image_folder()), out=str(out), **{**FAST, "epochs": 2})

@@ -884,11 +884,20 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
                             record, reported)
             elapsed = time.time() - t_start
             left = elapsed / (epoch + 1 - start_epoch) * (cfg["epochs"] - epoch - 1)
+            if cfg["budget"]:
+                left = max(0.0, min(left, cfg["budget"] - elapsed))
             log(f"epoch {epoch + 1}/{cfg['epochs']}  {_fmt(record)}  {record['seconds']:.1f}s"
                 f" (~{left:.0f}s left){'  *' if improved else ''}")
             if cfg["patience"] and bad_epochs >= cfg["patience"]:
                 status = "stopped early"
                 log(f"early stop: {primary} has not improved for {bad_epochs} epochs")
+                break
+            # --budget: stop when the next epoch, taking as long as this one, would pass it. Rank 0's
+            # clock decides for every process.
+            if cfg["budget"] and epoch + 1 < last_epoch and dist.broadcast(elapsed + record["seconds"] > cfg["budget"]):
+                status = "stopped by --budget"
+                log(f"--budget {cfg['budget']:g}s: stopping after epoch {epoch + 1} ({elapsed:.1f}s used, an epoch takes "
+                    f"~{record['seconds']:.1f}s); go on with: zoo train --resume {run_dir}")
                 break
         pictures = report.write()
         if board is not None and pictures:
