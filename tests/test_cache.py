@@ -257,3 +257,37 @@ def test_on_a_cpu_your_data_trains_frozen_on_cached_features_unless_a_flag_says_
         assert not (cfg["mode"] == "frozen" and cfg["cache_features"]), flags
     file_layer = normalise({"mode": "finetune"}, "run.toml")
     assert resolve_config(task, zoo, file_layer, normalise({"data": str(jpegs), "device": "cpu"}, "flags"))["mode"] == "finetune"
+
+
+def test_features_computed_in_cpu_chunks_are_the_batchs():
+    """On a CPU, 224 px batches go through the backbone 8 images at a time (faster: the activations stay in
+    the processor's caches); tensors and pyramids come back whole, in order, equal to one pass."""
+    from types import SimpleNamespace
+
+    from zoo_core.cache import _features_in_chunks
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, stride=4).eval()
+    calls = []
+
+    class Pooled:
+        def features(self, x):
+            calls.append(len(x))
+            return conv(x).mean((2, 3))
+
+    class Pyramid:
+        def features(self, x):
+            calls.append(len(x))
+            return [conv(x), conv(x).amax(1)]
+
+    cpu, gpu = SimpleNamespace(device=torch.device("cpu")), SimpleNamespace(device=torch.device("cuda"))
+    x = torch.randn(20, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(_features_in_chunks(Pooled(), x, cpu), Pooled().features(x), atol=1e-6)
+        assert calls[:3] == [8, 8, 4]
+        for a, b in zip(_features_in_chunks(Pyramid(), x, cpu), Pyramid().features(x)):
+            assert a.shape == b.shape and torch.allclose(a, b, atol=1e-6)
+        calls.clear()
+        _features_in_chunks(Pooled(), x[:, :, :32, :32], cpu)  # small images: one pass
+        _features_in_chunks(Pooled(), x, gpu)  # a GPU: one pass (the module itself runs where it is)
+        assert calls == [20, 20]

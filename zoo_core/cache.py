@@ -50,6 +50,8 @@ FEATURES = "features"  # $ZOO_CACHE/features/<key>/{about.json, <shard>.safetens
 IMAGES = "images"  # $ZOO_CACHE/images/<digest>.npy
 FORMAT = 1  # bumped when what a cached feature means changes; part of every key
 STALE_TEMP_SECONDS = 3600  # a temp file this old belongs to a process that died mid-write
+# On a CPU the backbone runs over about this many input pixels at a time (8 images of 224 px): _features_in_chunks.
+CPU_CHUNK_PIXELS = 8 * 224 * 224
 
 
 def _hash(*chunks: bytes) -> str:
@@ -364,7 +366,7 @@ def precompute_features(model, task, dataset, cfg: dict[str, Any], machine, data
             if inputs.dim() == 4:  # channels_last: the convolutions' fast path on CPUs too (measured 1.4-2x on
                 inputs = inputs.contiguous(memory_format=torch.channels_last)  # resnet18, efficientnet_lite0)
             with machine.autocast():
-                features = model.features(inputs)
+                features = _features_in_chunks(model, inputs, machine)
             batch_features = (list(features.float().cpu()) if isinstance(features, torch.Tensor)
                               else list(zip(*(level.float().cpu() for level in features))))
             if not computed and not found:
@@ -382,6 +384,20 @@ def precompute_features(model, task, dataset, cfg: dict[str, Any], machine, data
     if store is not None and dist.main:  # one writer; the shard holds every process's share
         store.add({digests[i]: per_image[i] for i in missing})
     return [{**o, "image": f} for o, f in zip(others, per_image)]
+
+
+def _features_in_chunks(model, inputs: torch.Tensor, machine):
+    """model.features of a batch; on a CPU in chunks of about 8 images of 224 px, whose activations stay
+    in the processor's caches: on the 2-core VM, inference in chunks of 8 against one batch of 32 was
+    2.6x faster for efficientnet_lite0 (190 against 73 img/s), 1.5x for resnet50 and 1.6x for
+    mobilenetv3_large_100 (channels_last, 224 px). Eval mode: a chunk's features are the batch's."""
+    chunk = max(1, CPU_CHUNK_PIXELS // (inputs.shape[-2] * inputs.shape[-1])) if inputs.dim() == 4 else len(inputs)
+    if machine.device.type != "cpu" or chunk >= len(inputs):
+        return model.features(inputs)
+    parts = [model.features(part) for part in inputs.split(chunk)]
+    if isinstance(parts[0], torch.Tensor):
+        return torch.cat(parts)
+    return [torch.cat(levels) for levels in zip(*parts)]
 
 
 def cache_features(model, task, data, cfg: dict[str, Any], machine, log: Callable[[str], None], dist: Dist = SINGLE):
