@@ -27,8 +27,9 @@ TINY_RUNS = {
     # the captchas' own loss: with bce, a group's per-label sigmoids are not in the file (it holds the softmax)
     "multilabel": {"dataset_options": {"count": 48}, "loss": "group-cross-entropy"},
     "localize": {"dataset_options": {"count": 48}},
+    # two convs: the head's weights, shared by every pyramid level, are what ONNX Runtime's int8 quantizer refused
     "detect": {"dataset_options": {"count": 16, "min_size": 64, "max_size": 96},
-               "head_options": {"channels": 32, "num_convs": 1}},
+               "head_options": {"channels": 32, "num_convs": 2}},
     "segment": {"dataset_options": {"count": 20}, "batch_size": 4},
     "keypoints": {"dataset_options": {"count": 40, "min_size": 48, "max_size": 64}},
     "multitask": {"dataset_options": {"count": 40, "canvas": 32}, "image_size": 24},
@@ -177,6 +178,15 @@ def test_exporter_options_are_checked(classify_run, tmp_path):
     line = one_line_error(cli("export", str(classify_run.dir), "--format", "onnx-int8", "--set", "mode=fast",
                               "-o", str(tmp_path / "m.onnx")))
     assert "mode 'fast'" in line and not (tmp_path / "m.onnx").exists()
+
+
+def test_an_opset_torch_onnx_cannot_give_is_one_line_and_no_file(classify_run, tmp_path):
+    """torch.onnx logs a failed down-conversion with a traceback and keeps opset 18: zoo checks the file."""
+    for opset, advice in ((13, "try a newer one"), (99, "use an older one")):
+        line = one_line_error(cli("export", str(classify_run.dir), "--format", "onnx", "--opset", str(opset),
+                                  "-o", str(tmp_path / "m.onnx")))
+        assert line.startswith(f"Error: --opset {opset}:") and advice in line
+        assert not (tmp_path / "m.onnx").exists()
 
 
 @pytest.mark.slow

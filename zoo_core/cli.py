@@ -658,7 +658,8 @@ def describe_export(path: Path, facts: dict[str, Any]) -> str:
         lines.append(f"batch-1 latency {after:.2f} ms vs {before:.2f} ms float32 ({before / after:.2f}x), ONNX Runtime CPU")
     if "scores" in facts:
         base, new = facts["fp32_scores"], facts["scores"]
-        keys = [k for k in new if k not in ("images", "skipped") and isinstance(new[k], float)]
+        # nan: a number the exported outputs cannot give (a detector's loss needs the raw head outputs)
+        keys = [k for k in new if k not in ("images", "skipped") and isinstance(new[k], float) and new[k] == new[k]]
         lines.append("validation: " + "  ".join(f"{k} {new[k]:.4f} ({new[k] - base[k]:+.4f})" for k in keys)
                      + f" on {new.get('images')} images, change vs float32 ONNX")
     return "\n".join(lines)

@@ -118,6 +118,8 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, output_name
         import logging
 
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        # a failed conversion to an older opset is logged with its traceback and the newer file kept: checked below
+        logging.getLogger("onnxscript").setLevel(logging.CRITICAL)
         try:
             torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=["input"], output_names=output_names,
                               dynamic_shapes=({0: batch},), opset_version=opset, verbose=False, external_data=False)
@@ -125,6 +127,13 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, output_name
             raise ZooError(f"torch.onnx cannot export this model ({type(e).__name__}: "
                            f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''})") from None
     proto = onnx.load(str(path))
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset and written != opset:
+        path.unlink(missing_ok=True)
+        newer = opset > (written or 0)
+        raise ZooError(f"--opset {opset}: torch.onnx cannot {'write' if newer else 'convert this model to'} opset "
+                       f"{opset} (it gave {written}); {'use an older' if newer else 'try a newer'} one, or leave --opset out "
+                       "(opset 18)")
     _add_metadata(proto, metadata)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
@@ -205,6 +214,35 @@ def latency_ms(session, example: torch.Tensor, seconds: float = 1.0, min_runs: i
     return 1000 * float(np.median(times))
 
 
+def _unshare_weights(src: Path, dst: Path) -> Path:
+    """The model with a copy of each weight per node that reads it. ONNX Runtime's static quantizer
+    refuses a weight shared by several nodes ("shared mode is not supported for weight"), which a head
+    applied to every pyramid level (FCOS, RetinaNet) has; each copy is then quantized on its own."""
+    import onnx
+
+    proto = onnx.load(str(src))
+    graph = proto.graph
+    initializers = {t.name: t for t in graph.initializer}
+    readers: dict[str, int] = {}
+    changed = False
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name not in initializers:
+                continue
+            readers[name] = readers.get(name, 0) + 1
+            if readers[name] > 1:
+                copy = onnx.TensorProto()
+                copy.CopyFrom(initializers[name])
+                copy.name = f"{name}__zoo_copy{readers[name]}"
+                graph.initializer.append(copy)
+                node.input[i] = copy.name
+                changed = True
+    if not changed:
+        return src
+    onnx.save(proto, str(dst))
+    return dst
+
+
 def export_onnx_int8(model: nn.Module, example: torch.Tensor, path: Path, *, output_names: list[str],
                      metadata: dict[str, Any], calibration: Callable[[int], Iterator[torch.Tensor]] | None = None,
                      evaluate: Callable[[Path], dict[str, float]] | None = None, mode: str = "static",
@@ -233,20 +271,29 @@ def export_onnx_int8(model: nn.Module, example: torch.Tensor, path: Path, *, out
             quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         except Exception:
             prepared = fp32
-        if mode == "dynamic":
-            quantize_dynamic(str(prepared), str(path), weight_type=QuantType.QInt8, per_channel=per_channel)
-        else:
-            batches = calibration(calibration_images) if calibration is not None else iter([example])
-            source = "training images" if calibration is not None else "the example batch"
+        prepared = _unshare_weights(prepared, Path(tmp) / "unshared.onnx")
+        import logging
 
-            class Reader(CalibrationDataReader):
-                def get_next(self):
-                    x = next(batches, None)
-                    return None if x is None else {"input": np.ascontiguousarray(x.numpy(), np.float32)}
+        root = logging.getLogger()  # the quantizer warns on the root logger about every 1-D weight it leaves alone
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            if mode == "dynamic":
+                quantize_dynamic(str(prepared), str(path), weight_type=QuantType.QInt8, per_channel=per_channel)
+            else:
+                batches = calibration(calibration_images) if calibration is not None else iter([example])
+                source = "training images" if calibration is not None else "the example batch"
 
-            quantize_static(str(prepared), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=methods[calibrate_method])
+                class Reader(CalibrationDataReader):
+                    def get_next(self):
+                        x = next(batches, None)
+                        return None if x is None else {"input": np.ascontiguousarray(x.numpy(), np.float32)}
+
+                quantize_static(str(prepared), str(path), Reader(), quant_format=QuantFormat.QDQ,
+                                per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=methods[calibrate_method])
+        finally:
+            root.setLevel(level)
         proto = onnx.load(str(path))
         _add_metadata(proto, {**metadata, "quantization": {"mode": mode, "per_channel": per_channel, **(
             {"calibration": f"{calibration_images} {source}", "method": calibrate_method} if mode == "static" else {})}})
