@@ -330,3 +330,14 @@ def test_failing_trains_create_no_run_directory(in_tmp):
     result = cli("train", "classify", "--data", "data", *TINY)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (in_tmp / "runs").iterdir()) == ["classify-001"]
+
+
+@pytest.mark.parametrize("command", [["predict", "{t}", "x.png"], ["eval", "{t}"], ["export", "{t}"], ["inspect", "{t}"],
+                                     ["compress", "{t}", "--sparsity", "0.5"]])
+def test_a_mistyped_run_directory_is_said_so_not_taken_for_a_hub_id(in_tmp, tiny_run, command):
+    """runs/classify-009 has the shape of a Hub id (NAMESPACE/NAME); its folder exists, so it is a run path."""
+    (in_tmp / "runs").mkdir()
+    shutil.copytree(tiny_run, in_tmp / "runs" / "classify-001")
+    line = cli_error(*[c.format(t="runs/classify-009") for c in command])
+    assert "runs/classify-009: no such run directory (did you mean: classify-001?)" in line
+    assert "no such run directory" in cli_error(*[c.format(t=str(in_tmp / "gone" / "run")) for c in command])

@@ -326,6 +326,11 @@ def resolve_target(target: str) -> tuple[str, Any]:
         return "run", path
     if path.exists():
         raise ZooError(f"{target}: a file, not a run directory or a backbone name")
+    # A path whose folder exists (runs/classify-009, /tmp/x/run) is a mistyped run, not a Hub id (NAMESPACE/NAME)
+    if target.startswith(("/", ".", "~")) or (path.parent != Path(".") and path.parent.is_dir()):
+        parent = path.expanduser().parent
+        runs = sorted(d.name for d in parent.iterdir() if (d / "config.json").is_file()) if parent.is_dir() else []
+        raise ZooError(f"{target}: no such run directory{did_you_mean(path.name, runs)}")
     backbones = get_zoo().backbones
     if target in backbones:
         return "backbone", target
