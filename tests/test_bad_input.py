@@ -341,3 +341,31 @@ def test_a_mistyped_run_directory_is_said_so_not_taken_for_a_hub_id(in_tmp, tiny
     line = cli_error(*[c.format(t="runs/classify-009") for c in command])
     assert "runs/classify-009: no such run directory (did you mean: classify-001?)" in line
     assert "no such run directory" in cli_error(*[c.format(t=str(in_tmp / "gone" / "run")) for c in command])
+
+
+@pytest.mark.parametrize("task,header,row", [
+    ("classify", "path,label,split", "{img},{label},{split}"),
+    ("multilabel", "path,labels,split", "{img},{label},{split}"),
+    ("multitask", "path,age,split", "{img},3,{split}"),
+    ("keypoints", "image,x0,y0,split", "{img},3,4,{split}"),
+])
+def test_a_split_column_takes_train_and_val_only(in_tmp, task, header, row):
+    """Any other value ('test', 'validation', a blank among filled rows) would silently fall back to a
+    random split that puts those rows in training: it is the line's error instead."""
+    folder = make_folder(in_tmp / "imgs", per_class=3)
+    files = sorted(folder.rglob("*.png"))
+
+    def write(splits):
+        lines = [row.format(img=f.relative_to(in_tmp), label=f.parent.name, split=s) for f, s in zip(files, splits)]
+        (in_tmp / "d.csv").write_text("\n".join([header, *lines]) + "\n")
+        return str(in_tmp / "d.csv")
+
+    line = cli_error("train", task, "--data", write(["train", "val", "test", "train", "val", "train"]), *TINY)
+    assert line.startswith(f"Error: {in_tmp / 'd.csv'}:4: split 'test' is neither train nor val")
+    line = cli_error("train", task, "--data", write(["train", "val", "", "train", "val", "train"]), *TINY)
+    assert ":4: split is empty" in line
+    no_run_created(in_tmp)
+    result = cli("train", task, "--data", write(["Train", "val", "train", "train", "VAL", "train"]), *TINY,
+                 "--out", str(in_tmp / "run"))
+    assert result.exit_code == 0, result.output
+    assert "its split column" in (in_tmp / "run" / "train.log").read_text()

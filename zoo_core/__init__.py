@@ -7,7 +7,7 @@ Contract (components.py):  hookimpl, Task, Metrics, Prediction, StepOutput, Batc
 Registration (specs.py):   DatasetSpec, BackboneSpec, HeadSpec, LossSpec, ExporterSpec, TaskSpec, CommandSpec
                            (no torch: a plugin's registration module imports only these and hookimpl)
 Data (data.py):            load_image, open_image, find_images, scan_images, check_listed_images, read_csv,
-                           resolve_path, PATH_COLUMNS, stratified_split, random_split, skipped_example
+                           resolve_path, PATH_COLUMNS, stratified_split, random_split, skipped_example, split_column
 Transforms (transforms.py): Preprocess, Augment, Geometry, image_transforms, collate_samples, to_sample,
                            input_to_image
 Pictures (draw.py, plots.py): draw_caption, draw_boxes, draw_points, draw_mask, image_grid, color,
@@ -30,7 +30,8 @@ _LAZY = {
     "Setting": "settings",
     "TimmModelBackbone": "backbones",
     **dict.fromkeys(["load_image", "open_image", "find_images", "scan_images", "check_listed_images", "read_csv",
-                     "resolve_path", "PATH_COLUMNS", "stratified_split", "random_split", "skipped_example"], "data"),
+                     "resolve_path", "PATH_COLUMNS", "stratified_split", "random_split", "skipped_example",
+                     "split_column"], "data"),
     **dict.fromkeys(["Preprocess", "Augment", "Geometry", "image_transforms", "collate_samples", "to_sample",
                      "input_to_image"], "transforms"),
     **dict.fromkeys(["draw_caption", "draw_boxes", "draw_points", "draw_mask", "image_grid", "color"], "draw"),

@@ -227,12 +227,33 @@ def read_csv(path: str | Path, columns: dict[str, Sequence[str]], *, optional: S
             if picked[name] is None and name not in optional:
                 raise ZooError(f"{path}: missing the {name} column (columns: {', '.join(header) or 'none'}); name it "
                                f"one of {', '.join(accepted)} or pass --set dataset.{name}_column=NAME")
-        rows = [{name: (r.get(col) or "").strip() if col else "" for name, col in picked.items()} for r in reader]
+        rows, lines = [], []
+        for r in reader:
+            rows.append({name: (r.get(col) or "").strip() if col else "" for name, col in picked.items()})
+            lines.append(reader.line_num)
     except csv.Error as e:
         raise ZooError(f"{path}: malformed CSV ({e})") from None
     if not rows:
         raise ZooError(f"{path}: the CSV has a header but no rows")
+    if picked.get("split"):  # a dataset's own split is checked where it is read, whatever the dataset
+        split_column([r["split"] for r in rows], str(path), lines)
     return rows, header
+
+
+def split_column(values: Sequence[str], where: str, lines: Sequence[int] | None = None) -> list[str] | None:
+    """A data file's own split: each row's value of its split column, lower-cased, or None when the column
+    is absent or empty in every row (then the dataset makes a seeded random split). A value other than
+    train or val, or a row left empty among filled ones, is a one-line error naming its line
+    (`lines[i]`, by default i + 2: the rows of a CSV under its header)."""
+    values = [v.strip().lower() for v in values]
+    if not any(values):
+        return None
+    for i, v in enumerate(values):
+        if v not in ("train", "val"):
+            problem = "split is empty" if not v else f"split '{v}' is neither train nor val"
+            raise ZooError(f"{where}:{lines[i] if lines else i + 2}: {problem}; mark every row train or val, or leave the "
+                           "whole column empty for a seeded random split (evaluate test images with zoo eval --data)")
+    return values
 
 
 def resolve_path(base: str | Path, value: str) -> Path:

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision import tv_tensors
-from zoo_core import DataConfig, DataSplits, ZooError, check_listed_images, random_split, resolve_path, skipped_example
+from zoo_core import (DataConfig, DataSplits, ZooError, check_listed_images, random_split, resolve_path, skipped_example,
+                      split_column)
 
 from .faces import NAMES, SKELETON, generate_faces
 from .points import flip_permutation, layout, mean_shape
@@ -185,16 +186,14 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
         if not rows:
             raise ZooError(f"{path}: the CSV has a header but no rows")
     width = len(header) if header else len(rows[0][1])
-    if width < 3 or (width - 1) % 2:
+    # an optional last column, named in the header: train / val
+    split_col = width - 1 if header and header[-1].strip().lower() == "split" else None
+    coordinates = width - 1 - (split_col is not None)
+    if coordinates < 2 or coordinates % 2:
         where = f"{path}:{1 if header else rows[0][0]}"
-        raise ZooError(f"{where}: expected an image file then x, y pairs (an odd number of columns, at least 3), "
-                       f"got {width} columns")
-    k = (width - 1) // 2
-    split_col = None
-    if header and header[-1].strip().lower() == "split":  # an optional last column: train / val
-        split_col, k = width - 1, (width - 2) // 2
-        if (width - 2) % 2:
-            raise ZooError(f"{path}:1: expected an image file, x, y pairs, then split; got {width} columns")
+        raise ZooError(f"{where}: expected an image file, then x, y pairs{', then split' if split_col else ''}; got "
+                       f"{width} columns")
+    k = coordinates // 2
     point_names = ([n.strip() for n in names.split(",")] if names.strip() else
                    (_names_from_header(header[1:1 + 2 * k]) if header else None) or [str(i) for i in range(k)])
     if len(point_names) != k:
@@ -222,6 +221,8 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
         if not file.is_file():
             raise ZooError(f"{where}: no image file {r[0].strip()!r} in {base}; point --set dataset.image_dir=DIR at the images")
         parsed.append((where, file, values, r[split_col].strip().lower() if split_col else ""))
+    if split_col:  # checked for every row, read or not
+        split_column([p[3] for p in parsed], str(path), [int(p[0].rpartition(":")[2]) for p in parsed])
     readable, skipped = check_listed_images([f for _, f, _, _ in parsed])
     items, split_names = [], []
     for where, file, values, split in parsed:

@@ -20,6 +20,7 @@ from zoo_core import (
     random_split,
     resolve_path,
     skipped_example,
+    split_column,
 )
 
 from .targets import check_against, describe, encode_rows, parse_declaration, resolve_targets
@@ -78,6 +79,8 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
             raise ZooError(f"{path}: no image column (columns: {', '.join(header)}); name it one of "
                            f"{', '.join(PATH_COLUMNS)} or pass --set dataset.path_column=NAME")
     split_col = lower.get(SPLIT_COLUMN)
+    if split_col:  # checked for every row, read or not
+        split_column([r.get(split_col) or "" for r in rows], str(path))
     target_cols = [c for c in header if c not in (image_col, split_col)]
     keep, files, lines = [], [], []
     for n, r in enumerate(rows):
