@@ -691,6 +691,12 @@ def test_plugin_new_writes_a_skeleton_that_installs_and_trains(tmp_path, monkeyp
     line = one_line_error(zoo("plugin", "new", "brightness", "--dir", str(tmp_path)))
     assert "already exists" in line
     assert "letters" in one_line_error(zoo("plugin", "new", "9lives", "--dir", str(tmp_path)))
+    # names whose `pip install -e` would replace zoo itself or a shipped plugin, or whose task exists
+    assert "zoo-core" in one_line_error(zoo("plugin", "new", "core", "--dir", str(tmp_path)))  # is already installed
+    assert "zoo-classify" in one_line_error(zoo("plugin", "new", "classify", "--dir", str(tmp_path)))
+    assert "a task 'multilabel' is already installed" in one_line_error(zoo("plugin", "new", "multilabel",
+                                                                            "--dir", str(tmp_path)))
+    assert not (tmp_path / "zoo-core").exists()
 
     # "pip install -e": the package on sys.path and a dist-info with its entry point
     info = root / "zoo_brightness-0.1.0.dist-info"

@@ -178,6 +178,18 @@ def new_plugin(name: str, parent: Path) -> Path:
     module = "zoo_" + slug.replace("-", "_")
     if keyword.iskeyword(slug.replace("-", "_")):
         raise ZooError(f"plugin name '{name}' is a Python keyword; pick another")
+    from importlib import metadata
+
+    try:  # `pip install -e zoo-NAME` would replace it (zoo-core itself, or a plugin)
+        installed = metadata.version(f"zoo-{slug}")
+        raise ZooError(f"plugin name '{name}': zoo-{slug} {installed} is already installed, and installing the new "
+                       "plugin would replace it; pick another name")
+    except metadata.PackageNotFoundError:
+        pass
+    from .plugins import get_zoo
+
+    if slug in get_zoo().tasks:  # the scaffold registers a task of its own name
+        raise ZooError(f"plugin name '{name}': a task '{slug}' is already installed (zoo list); pick another name")
     root = Path(parent) / f"zoo-{slug}"
     if root.exists():
         raise ZooError(f"{root}: already exists; pick another name or --dir")
