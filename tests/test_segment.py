@@ -166,6 +166,16 @@ def test_zoo_predict_json_draw_and_mask_files(run_dir, tmp_path):
     assert Image.open(tmp_path / "drawn.png").size[0] > 0
     line = one_line_error(cli("predict", str(run_dir), str(tmp_path / "wide.png"), "--top-k", "3"))
     assert "--masks" in line
+    # two images of one name, in two folders: two mask files; predicting one of them again overwrites its own
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        img.save(tmp_path / folder / "i.png")
+    pair = [str(tmp_path / "a" / "i.png"), str(tmp_path / "b" / "i.png")]
+    for _ in range(2):
+        res = cli("predict", str(run_dir), *pair, "--json", "--masks", str(tmp_path / "pair"))
+        assert res.exit_code == 0, res.output
+        assert [r["mask"] for r in json.loads(res.stdout)] == [str(tmp_path / "pair" / n) for n in ("i.png", "i-2.png")]
+    assert sorted(p.name for p in (tmp_path / "pair").iterdir()) == ["i-2.png", "i.png"]
 
 
 def test_zoo_eval_on_its_own_validation_split_with_report(run_dir, tmp_path):

@@ -33,12 +33,16 @@ from .masks import FIT, IGNORE, MASK, class_colors, targets
 from .metrics import SegmentationMetrics, split_outputs
 
 
+_MASK_NAMES: dict[str, dict[str, str]] = {}  # per --masks folder, the mask files this process wrote: name -> image
+
+
 @dataclass
 class MaskPrediction(Prediction):
     """One image's mask at the original image's resolution, and each class's share of its pixels.
 
     to_json() stays small (the areas, and the mask file's path when one is written): the mask itself is a
-    palette PNG of class indices, written by `zoo predict --masks DIR` as DIR/<image name>.png."""
+    palette PNG of class indices, written by `zoo predict --masks DIR` as DIR/<image name>.png (<image name>-2.png
+    for a second image of the same name)."""
 
     mask: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint8))  # (h, w) class indices
     classes: list[str] = field(default_factory=list)
@@ -69,7 +73,15 @@ class MaskPrediction(Prediction):
         folder = Path(self.masks_dir)
         folder.mkdir(parents=True, exist_ok=True)
         stem = Path(self.source).stem if self.source and not self.source.startswith("<") else f"image-{id(self):x}"
-        self._written = self.save_mask(folder / f"{stem}.png")
+        # two images of one name (a/i.png, b/i.png): the second one's mask is i-2.png, not i.png again;
+        # the same image predicted again overwrites its own
+        taken = _MASK_NAMES.setdefault(str(folder.resolve()), {})
+        name, n = stem, 1
+        while taken.get(name, self.source) != self.source:
+            n += 1
+            name = f"{stem}-{n}"
+        taken[name] = self.source
+        self._written = self.save_mask(folder / f"{name}.png")
         return self._written
 
     def to_json(self) -> dict[str, Any]:
