@@ -142,8 +142,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("clip_grad", float, 0.0, "Clip gradients to this norm (0: off).", min=0.0),
     S("accum_steps", int, 1, "Accumulate gradients over this many batches.", min=1, max=10_000),
     S("patience", int, 0, "Stop after this many epochs without improvement (0: off).", min=0),
-    S("budget", float, 0.0, "Seconds this command may take: it stops after the last epoch that fits, keeping the best "
-      "one; --resume goes on (0: no limit).", min=0.0),
+    S("budget", float, 0.0, "Seconds the run may take from its set-up on (not Python's start-up): it stops after the "
+      "last epoch that fits, keeping the best one; --resume goes on (0: no limit).", min=0.0),
     # --- machinery
     S("seed", int, 0, "Seed for the split, initialisation, shuffling and augmentation.", min=0, max=2**63 - 1,
       group="machine"),
