@@ -334,7 +334,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
             return load_file(str(path))
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch.save's zip, or a legacy pickle
+            raise ZooError(f"{path}: not a weights file (neither safetensors nor torch.save's format); give a "
+                           ".safetensors file or a state dict saved with torch.save")
         sd = torch.load(path, map_location="cpu", weights_only=True)
+    except ZooError:
+        raise
     except pickle.UnpicklingError:  # torch's own text goes on to explain how to switch the check off: not quoted
         raise ZooError(f"{path}: refused: the file holds pickled Python objects, not only tensors, and zoo never "
                        "unpickles them (they can run code); give a .safetensors file or a plain state dict of tensors") from None

@@ -564,7 +564,8 @@ def prepare(task_name: str, *, config: str | Path | None, resume: str | Path | N
             if run_dir.exists() and not run_dir.is_dir():
                 raise ZooError(f"--out {run_dir}: a file, not a directory; pick another path")
             if run_dir.is_dir() and any(run_dir.iterdir()) and not started_but_never_checkpointed(run_dir):
-                raise ZooError(f"--out {run_dir}: exists and is not an empty directory; pick another or resume it with --resume")
+                go_on = f", or go on with that run: zoo train --resume {run_dir}" if (run_dir / "config.json").is_file() else ""
+                raise ZooError(f"--out {run_dir}: exists and is not an empty directory; pick another --out{go_on}")
         run_dir = dist.broadcast(run_dir)
 
     seed_everything(cfg["seed"])
