@@ -83,7 +83,8 @@ def hub_errors(what: str, ref: HubRef | None = None) -> Iterator[None]:
             with hub_errors(what, ref):
                 raise cause from None
         raise ZooError(f"{what}: {ref or 'the model'} is not in the local cache and the Hub cannot be asked "
-                       "(HF_HUB_OFFLINE is set, or it is unreachable); run `zoo pull` online first") from None
+                       "(HF_HUB_OFFLINE is set, or it is unreachable); run this again where the Hub can be reached "
+                       "(once pulled, a model works offline)") from None
     except errors.EntryNotFoundError as e:
         raise ZooError(f"{what}: a file is missing from {ref or 'the repo'} ({str(e).splitlines()[0][:120]})") from None
     except errors.HfHubHTTPError as e:
