@@ -369,3 +369,13 @@ def test_a_split_column_takes_train_and_val_only(in_tmp, task, header, row):
                  "--out", str(in_tmp / "run"))
     assert result.exit_code == 0, result.output
     assert "its split column" in (in_tmp / "run" / "train.log").read_text()
+
+
+def test_predict_on_nothing_readable_names_what_it_was_given(in_tmp, tiny_run):
+    (in_tmp / "empty").mkdir()
+    assert cli_error("predict", str(tiny_run), "empty") == "Error: empty: no image files there"
+    (in_tmp / "notes.txt").write_text("not an image")
+    result = cli("predict", str(tiny_run), "notes.txt")  # each unreadable file is said, then the outcome
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == ["skipped notes.txt: cannot read image (UnidentifiedImageError)",
+                                                  "Error: notes.txt: none of the 1 file(s) is a readable image"]

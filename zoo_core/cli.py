@@ -489,7 +489,8 @@ def predict(target: str, images: tuple[str, ...], device: str, runtime: str, as_
     finally:
         writer.close()
     if not writer.count:
-        raise ZooError("no readable image among the inputs")
+        raise ZooError(f"{', '.join(paths)}: " + ("no image files there" if not files else
+                                                  f"none of the {len(files)} file(s) is a readable image"))
     if draw:
         predictor.draw(drawn, draw)
         click.echo(f"drew {len(drawn)} prediction(s) into {draw}", err=True)
