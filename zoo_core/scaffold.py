@@ -180,12 +180,13 @@ def new_plugin(name: str, parent: Path) -> Path:
         raise ZooError(f"plugin name '{name}' is a Python keyword; pick another")
     from importlib import metadata
 
-    try:  # `pip install -e zoo-NAME` would replace it (zoo-core itself, or a plugin)
+    try:
         installed = metadata.version(f"zoo-{slug}")
+    except metadata.PackageNotFoundError:
+        installed = None
+    if installed:  # `pip install -e zoo-NAME` would replace it (zoo-core itself, or a plugin)
         raise ZooError(f"plugin name '{name}': zoo-{slug} {installed} is already installed, and installing the new "
                        "plugin would replace it; pick another name")
-    except metadata.PackageNotFoundError:
-        pass
     from .plugins import get_zoo
 
     if slug in get_zoo().tasks:  # the scaffold registers a task of its own name
