@@ -21,6 +21,7 @@ from zoo_core import (
     resolve_path,
     scan_images,
     skipped_example,
+    split_column,
     stratified_split,
 )
 
@@ -159,8 +160,8 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
     classes = _check_classes(sorted({r["label"] for _, r in kept}), str(path), reference_info)
     index = {c: i for i, c in enumerate(classes)}
     items = [(f, index[r["label"]]) for f, r in kept]
-    splits = [r["split"].lower() for _, r in kept]
-    if splits and all(s in ("train", "val") for s in splits):
+    splits = split_column([r["split"] for _, r in kept], str(path))  # (read_csv checked every row)
+    if splits:
         train = [it for it, s in zip(items, splits) if s == "train"]
         val = [it for it, s in zip(items, splits) if s == "val"]
         layout = "its split column"

@@ -27,6 +27,7 @@ from zoo_core import (
     resolve_path,
     scan_images,
     skipped_example,
+    split_column,
 )
 
 LABELS_COLUMNS = ("labels", "tags", "label", "classes", "class", "categories", "category", "target")
@@ -115,8 +116,7 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
     names = _class_list([t for _, labels, _ in kept for t in labels], str(path), reference_info, declared)
     index = {c: i for i, c in enumerate(names)}
     items = [(f, [index[t] for t in labels]) for f, labels, _ in kept]
-    splits = [s for _, _, s in kept]
-    presplit = splits if all(s in ("train", "val") for s in splits) else None
+    presplit = split_column([s for _, _, s in kept], str(path))  # (read_csv checked every row)
     train, val, layout = _splits(items, names, val_fraction, seed, presplit)
     return DataSplits(train, val, {"classes": names}, skipped=skipped,
                       description=f"{path} ({len(items)} images, {len(names)} labels, {layout})")

@@ -70,7 +70,7 @@ class KeypointSamples(torch.utils.data.Dataset):
 def _splits(items: list[Item], layout_info: dict[str, Any], *, data_config: DataConfig, seed: int, val_fraction: float,
             reference_info: dict | None, description: str, skipped=(), split_names: list[str] | None = None,
             in_memory: bool = False) -> DataSplits:
-    if split_names and all(s in ("train", "val") for s in split_names) and val_fraction < 1.0:
+    if split_names and val_fraction < 1.0:  # checked by zoo_core.split_column: train or val in every item
         train_idx = [i for i, s in enumerate(split_names) if s == "train"]
         val_idx = [i for i, s in enumerate(split_names) if s == "val"]
         description += ", its split column"
@@ -221,8 +221,8 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
         if not file.is_file():
             raise ZooError(f"{where}: no image file {r[0].strip()!r} in {base}; point --set dataset.image_dir=DIR at the images")
         parsed.append((where, file, values, r[split_col].strip().lower() if split_col else ""))
-    if split_col:  # checked for every row, read or not
-        split_column([p[3] for p in parsed], str(path), [int(p[0].rpartition(":")[2]) for p in parsed])
+    # checked for every row, read or not: None, or train/val in each
+    presplit = split_column([p[3] for p in parsed], str(path), [int(p[0].rpartition(":")[2]) for p in parsed])
     readable, skipped = check_listed_images([f for _, f, _, _ in parsed])
     items, split_names = [], []
     for where, file, values, split in parsed:
@@ -244,7 +244,7 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
     if not items:
         raise ZooError(f"{path}: none of the {len(skipped)} image(s) it lists could be read{skipped_example(skipped)}")
     return _splits(items, info, data_config=data_config, seed=seed, val_fraction=val_fraction,
-                   reference_info=reference_info, skipped=skipped, split_names=split_names,
+                   reference_info=reference_info, skipped=skipped, split_names=split_names if presplit else None,
                    description=f"{path} ({len(items)} images, {k} points each")
 
 

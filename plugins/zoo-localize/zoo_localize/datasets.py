@@ -24,6 +24,7 @@ from zoo_core import (
     read_csv,
     resolve_path,
     skipped_example,
+    split_column,
     textured_canvas,
 )
 
@@ -145,7 +146,8 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
         raise ZooError(f"{path}: none of the {len(skipped)} image(s) it lists could be read{skipped_example(skipped)}; "
                        "paths are relative to the CSV's folder")
     ids = [str(f) for f, _, _ in items]
-    if all(s in ("train", "val") for s in splits):
+    splits = split_column(splits, str(path))  # (read_csv checked every row)
+    if splits:
         train_idx = [i for i, s in enumerate(splits) if s == "train"]
         val_idx = [i for i, s in enumerate(splits) if s == "val"]
         layout = "its split column"

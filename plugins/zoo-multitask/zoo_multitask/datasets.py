@@ -34,7 +34,7 @@ def is_csv(source: str) -> bool:
 
 def _splits(n: int, split_values: list[str] | None, val_fraction: float, seed: int) -> tuple[list[int], list[int], str]:
     """The CSV's own train/val split when every row has one, else a seeded random split."""
-    if split_values and all(s in ("train", "val") for s in split_values):
+    if split_values:  # checked by zoo_core.split_column: train or val in every row
         return ([i for i, s in enumerate(split_values) if s == "train"], [i for i, s in enumerate(split_values) if s == "val"],
                 "its split column")
     train, val = random_split(n, val_fraction, seed)
@@ -79,8 +79,8 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
             raise ZooError(f"{path}: no image column (columns: {', '.join(header)}); name it one of "
                            f"{', '.join(PATH_COLUMNS)} or pass --set dataset.path_column=NAME")
     split_col = lower.get(SPLIT_COLUMN)
-    if split_col:  # checked for every row, read or not
-        split_column([r.get(split_col) or "" for r in rows], str(path))
+    # checked for every row, read or not: None, or train/val in each
+    all_splits = split_column([r.get(split_col) or "" for r in rows], str(path)) if split_col else None
     target_cols = [c for c in header if c not in (image_col, split_col)]
     keep, files, lines = [], [], []
     for n, r in enumerate(rows):
@@ -96,7 +96,7 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
         raise ZooError(f"{path}: none of the {len(skipped)} image(s) it lists could be read{skipped_example(skipped)}; "
                        "paths are relative to the CSV's folder")
     columns = {c: [(rows[n].get(c) or "").strip() for n in keep] for c in target_cols}
-    splits = [(rows[n].get(split_col) or "").strip().lower() for n in keep] if split_col else None
+    splits = [all_splits[n] for n in keep] if all_splits else None
     return build_splits([files[n] for n in keep], columns, lines, str(path), targets=targets, seed=seed,
                         val_fraction=val_fraction, reference_info=reference_info, split_values=splits, skipped=skipped,
                         description=f"{path} ({len(keep)} images)")
