@@ -1,4 +1,4 @@
-"""zoo push / zoo pull / hf-hub: against a local Hub-compatible server (tests/hubserver.py), with the real
+"""zoo push / zoo pull / hf-hub: against a local Hub-compatible server (zoo_core/testing/hubserver.py), with the real
 huggingface_hub client: round trips for classify and localize, pinned revisions, offline use, errors,
 pickles refused, the model card, and no token anywhere."""
 
@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from hubserver import go_offline, hub  # noqa: F401  (a fixture)
+from zoo_core.testing.hubserver import go_offline
 from zoo_core.cli import main
 from zoo_core.plugins import get_zoo
 from zoo_core.testing import tiny_train

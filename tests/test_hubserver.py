@@ -1,4 +1,4 @@
-"""The real huggingface_hub client against tests/hubserver.py: push, pull, branches, auth, errors, offline."""
+"""The real huggingface_hub client against zoo_core/testing/hubserver.py: push, pull, branches, auth, errors, offline."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from hubserver import HubServer, go_offline, hub  # noqa: F401  (hub is a fixture)
+from zoo_core.testing.hubserver import HubServer, go_offline
 
 REPO = "tester/demo"
 WEIGHTS = random.Random(0).randbytes(200_000)

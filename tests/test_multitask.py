@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from hubserver import hub  # noqa: F401  (a fixture)
 from zoo_core import get_zoo
 from zoo_core.cli import main
 from zoo_core.testing import tiny_train

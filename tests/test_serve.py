@@ -18,7 +18,6 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import COLOURS, make_image
-from hubserver import hub  # noqa: F401  (a fixture)
 from zoo_core.cli import main
 from zoo_core.plugins import get_zoo
 from zoo_core.serve import BackgroundServer, load_predictor

@@ -19,7 +19,7 @@ TINY = dict(backbone="cnn2", pretrained=False, image_size=32, epochs=1, batch_si
 
 def tiny_train(task: str, tmp_path: str | Path, **settings: Any):
     """Train `task` with TINY settings (yours win) into tmp_path/run and return the loaded Run."""
-    from .api import load_run, train
+    from ..api import load_run, train
 
     out = Path(tmp_path) / "run"
     train(task, out=str(out), **{**TINY, **settings})
