@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator
 import torch
 from PIL import Image
 
-from .components import DataConfig, Prediction, Task, detach
+from .components import DataConfig, Prediction, Task, detach, new_metrics
 from .config import merge, normalise
 from .data import find_images, open_image
 from .device import Machine, pick_device
@@ -226,10 +226,10 @@ class Run(Predictor):
         loss_fn = zoo.losses.create(cfg["loss"], info=self.info, **cfg["loss_options"])
         if isinstance(loss_fn, torch.nn.Module):
             loss_fn.to(self.device)
-        metrics = self.task.metrics(self.info)
+        metrics = new_metrics(self.task, self.info, self.data_config)
         machine = Machine(self.device)
         loader = data_loader(splits.val, cfg, machine, splits, self.task.collate, shuffle=False)
-        losses, scores = evaluate(self.task, self.model, loader, loss_fn, metrics, machine)
+        losses, scores = evaluate(self.task, self.model, loader, loss_fn, metrics, machine, data_config=self.data_config)
         self.last_eval_split = splits.val
         return {"images": len(splits.val), "skipped": len(splits.skipped), **losses, **scores}, metrics
 

@@ -298,12 +298,15 @@ class Task(ABC):
 
     def step(self, model: nn.Module, batch: Batch, loss_fn: Any, optimizer: str = "main") -> StepOutput:
         """One forward pass and its loss, for the named optimizer. Training runs it with gradients,
-        validation the same without."""
+        validation the same without. A step that declares a `data_config` keyword is given the run's
+        DataConfig (see run_step)."""
         outputs = model(batch.inputs)
         return StepOutput.from_loss(loss_fn(outputs, batch.targets), outputs)
 
     @abstractmethod
-    def metrics(self, info: dict[str, Any]) -> Metrics: ...
+    def metrics(self, info: dict[str, Any]) -> Metrics:
+        """A fresh Metrics for one pass over the data. Declare a `data_config` keyword to be given the
+        run's DataConfig (the input size; what undoes the normalisation to draw the inputs)."""
 
     @abstractmethod
     def predict(self, outputs: Any, geometry: list["Geometry | None"], info: dict[str, Any],
@@ -323,6 +326,41 @@ class Task(ABC):
         if len(outputs) == 1:
             return next(iter(outputs.values()))
         return outputs
+
+
+def _accepts(method: Callable, name: str) -> bool:
+    """Does `method` take a keyword `name`? Read once per function (pluggy reads a hook's arguments the
+    same way), so a task written before the keyword existed keeps working unchanged."""
+    func = getattr(method, "__func__", method)
+    known = _ACCEPTS.get((func, name))
+    if known is None:
+        import inspect
+
+        try:
+            params = inspect.signature(method).parameters.values()
+        except (TypeError, ValueError):
+            params = ()
+        known = _ACCEPTS[(func, name)] = any(p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                                              or p.kind is p.VAR_KEYWORD for p in params)
+    return known
+
+
+_ACCEPTS: dict[tuple[Any, str], bool] = {}
+
+
+def new_metrics(task: Task, info: dict[str, Any], data_config: DataConfig | None) -> Metrics:
+    """task.metrics(info), given data_config= when the task's metrics() declares it."""
+    if data_config is not None and _accepts(task.metrics, "data_config"):
+        return task.metrics(info, data_config=data_config)
+    return task.metrics(info)
+
+
+def run_step(task: Task, model: nn.Module, batch: Batch, loss_fn: Any, optimizer: str,
+             data_config: DataConfig | None) -> StepOutput:
+    """task.step(...), given data_config= when the task's step() declares it."""
+    if data_config is not None and _accepts(task.step, "data_config"):
+        return task.step(model, batch, loss_fn, optimizer, data_config=data_config)
+    return task.step(model, batch, loss_fn, optimizer)
 
 
 # ------------------------------------------------------------------------------------ registrations

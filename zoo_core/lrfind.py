@@ -66,6 +66,7 @@ def lr_find(task_name: str, *, config: str | Path | None = None, start_lr: float
     from tqdm import tqdm
 
     from . import distributed
+    from .components import run_step
     from .rundir import RunLog
     from .trainer import prepare
 
@@ -103,7 +104,7 @@ def lr_find(task_name: str, *, config: str | Path | None = None, start_lr: float
         total = 0.0
         for name, opt in s.optimizers.items():
             with machine.autocast():
-                out = task.step(model, batch, loss_fn, name)
+                out = run_step(task, model, batch, loss_fn, name, model.backbone.data_config)
             scaler.scale(out.loss).backward()
             scaler.step(opt)
             scaler.update()

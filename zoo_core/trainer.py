@@ -34,7 +34,7 @@ from torch import nn
 from . import artifacts, distributed
 from .backbones import choose_backbone, count_parameters, load_weights_into, read_state_dict
 from .cache import DecodedImages, FeatureCollate, apply_cpu_recipe, cache_features
-from .components import DataSplits, Metrics, StepOutput, Task, _apply, detach
+from .components import DataSplits, Metrics, StepOutput, Task, _apply, detach, new_metrics, run_step
 from .config import load_toml, merge, normalise
 from .device import Machine
 from .distributed import SINGLE, Dist, RoundRobinBatches, ShardedBatches
@@ -348,7 +348,8 @@ class LossMeter:
 
 @torch.no_grad()
 def evaluate(task: Task, model: nn.Module, loader, loss_fn, metrics: Metrics, machine: Machine,
-             optimizers: tuple[str, ...] = ("main",), dist: Dist = SINGLE) -> tuple[dict[str, float], dict[str, float]]:
+             optimizers: tuple[str, ...] = ("main",), dist: Dist = SINGLE,
+             data_config=None) -> tuple[dict[str, float], dict[str, float]]:
     """The same step as training, without gradients: (mean losses, task metrics).
 
     With several processes, each evaluates every N-th batch and rank 0 gathers them in rounds of N and
@@ -363,7 +364,7 @@ def evaluate(task: Task, model: nn.Module, loader, loss_fn, metrics: Metrics, ma
             batch = batch.to(machine.device, machine.channels_last)
             for name in optimizers:
                 with machine.autocast():
-                    out = task.step(model, batch, loss_fn, name)
+                    out = run_step(task, model, batch, loss_fn, name, data_config)
                 meter.add(name, out, len(batch))
             meter.count(len(batch))
             metrics.update(detach(out.outputs), batch.targets)
@@ -377,7 +378,7 @@ def evaluate(task: Task, model: nn.Module, loader, loss_fn, metrics: Metrics, ma
             outs = {}
             for name in optimizers:
                 with machine.autocast():
-                    outs[name] = task.step(model, batch, loss_fn, name)
+                    outs[name] = run_step(task, model, batch, loss_fn, name, data_config)
             mine = (len(batch), {name: (o.loss.detach().float().cpu(), {k: v.detach().float().cpu() for k, v in o.parts.items()})
                                  for name, o in outs.items()},
                     _to(detach(out_last(outs).outputs), cpu), _to(batch.targets, cpu))
@@ -600,7 +601,7 @@ def prepare(task_name: str, *, config: str | Path | None, resume: str | Path | N
     if cfg["backbone_options"] or cfg["head_options"]:
         check_forward(model, cfg)
     loss_fn = zoo.losses.create(cfg["loss"], info=info, **cfg["loss_options"])
-    train_metrics, val_metrics = task.metrics(info), task.metrics(info)
+    train_metrics, val_metrics = new_metrics(task, info, backbone.data_config), new_metrics(task, info, backbone.data_config)
     machine.prepare(model)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(machine.device)
@@ -677,6 +678,7 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
     gc.freeze()
     zoo, task, task_name, cfg, run_dir, machine, dist = s.zoo, s.task, s.task_name, s.cfg, s.run_dir, s.machine, s.dist
     model, backbone, info, data, loss_fn = s.model, s.backbone, s.info, s.data, s.loss_fn
+    data_config = backbone.data_config
     train_metrics, val_metrics, train_set, val_set = s.train_metrics, s.val_metrics, s.train_set, s.val_set
     train_loader, val_loader, optimizers, schedules, scaler = s.train_loader, s.val_loader, s.optimizers, s.schedules, s.scaler
     state, start_epoch, best, bad_epochs, rows, learned = s.state, s.start_epoch, s.best, s.bad_epochs, s.rows, s.learned
@@ -808,7 +810,7 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
                     # between accumulation boundaries, processes keep their gradients to themselves
                     with net.no_sync() if dist.active and not boundary else contextlib.nullcontext():
                         with machine.autocast():
-                            out = task.step(net, batch, loss_fn, name)
+                            out = run_step(task, net, batch, loss_fn, name, data_config)
                         scaler.scale(out.loss / cfg["accum_steps"]).backward()
                     if boundary:
                         if cfg["clip_grad"] > 0:
@@ -843,7 +845,7 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
             train_scores = _mean_over_processes(train_metrics.compute(), dist)
 
             # --- validate (rank 0 computes the metrics; every process then takes its record)
-            val_losses, val_scores = evaluate(task, model, val_loader, loss_fn, val_metrics, machine, tuple(optimizers), dist)
+            val_losses, val_scores = evaluate(task, model, val_loader, loss_fn, val_metrics, machine, tuple(optimizers), dist, data_config)
             record = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_losses.items()},
                       **{f"train_{k}": v for k, v in train_scores.items()},
                       **{f"val_{k}": v for k, v in val_losses.items()}, **{f"val_{k}": v for k, v in val_scores.items()},
@@ -877,7 +879,7 @@ def _train(task_name: str, *, config: str | Path | None, resume: str | Path | No
                 # The report (a confusion matrix, pictures of predictions) is of the best epoch. Drawing it can
                 # cost more than a small model's epoch, so while it would pass 5% of the run it is drawn at the
                 # end: its metrics are kept aside and validation gets fresh ones.
-                report.pending, val_metrics = val_metrics, task.metrics(info)
+                report.pending, val_metrics = val_metrics, new_metrics(task, info, data_config)
                 if report.seconds <= 0.05 * (time.time() - t_start):
                     reported = report.write()
             if board is not None:
