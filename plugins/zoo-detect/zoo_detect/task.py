@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,8 +127,6 @@ class DetectTask(Task):
         Setting("max_detections", int, 100, "At most this many detections per image.", min=1, max=10000),
     )
 
-    def __init__(self):
-        self.data_config: DataConfig | None = None
 
     def outputs_info(self, info: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         if not info.get("classes"):
@@ -139,7 +138,6 @@ class DetectTask(Task):
         smaller zoom and shift; none: the eval transform. Boxes move with the image; boxes pushed out of it
         are clipped, and dropped with their labels when nothing is left (SanitizeBoundingBoxes).
         Bilinear warps: torchvision's affine refuses bicubic, the interpolation of most timm models."""
-        self.data_config = data_config
         eval_tf = Preprocess(data_config, self.fit)
         bilinear = T.InterpolationMode.BILINEAR
         sanitize = T.SanitizeBoundingBoxes(min_size=MIN_SIDE, labels_getter=lambda s: s["target"]["labels"])
@@ -170,13 +168,11 @@ class DetectTask(Task):
         out.outputs = {**outputs, "inputs": batch.inputs, "training": model.training}
         return out
 
-    def metrics(self, info: dict[str, Any]) -> DetectionMetrics:
-        dc = self.data_config
-        return DetectionMetrics(info, self._to_pil if dc is not None else None,
+    def metrics(self, info: dict[str, Any], data_config: DataConfig | None = None) -> DetectionMetrics:
+        dc = data_config  # the input size, and undoing the normalisation to draw the inputs
+        return DetectionMetrics(info, functools.partial(input_to_image, data_config=dc) if dc is not None else None,
                                 tuple(dc.input_size[1:]) if dc is not None else (320, 320))
 
-    def _to_pil(self, image: torch.Tensor):
-        return input_to_image(image, self.data_config)
 
     def predict(self, outputs: Any, geometry, info: dict[str, Any], score_threshold: float = 0.3,
                 iou_threshold: float = 0.5, max_detections: int = 100, **options: Any) -> list[DetectionPrediction]:

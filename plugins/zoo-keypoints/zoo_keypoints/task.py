@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +97,6 @@ class KeypointsTask(Task):
     fit = FIT
     pipeline_tag = "keypoint-detection"
 
-    def __init__(self):
-        self.data_config: DataConfig | None = None
 
     def outputs_info(self, info: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         return {**info, "num_outputs": 2 * len(info["keypoints"])}
@@ -109,7 +108,6 @@ class KeypointsTask(Task):
 
         Built here rather than with image_transforms(): its flip would not swap left and right, and
         torchvision's affine refuses the bicubic interpolation most timm models ask for."""
-        self.data_config = data_config  # kept for the metrics: the input size, and undoing the normalisation
         eval_tf = Preprocess(data_config, self.fit)
         if augment not in ("standard", "light", "none"):
             raise ZooError(f"unknown augment '{augment}': use one of standard, light, none")
@@ -129,12 +127,10 @@ class KeypointsTask(Task):
         out.outputs = {"points": points, "inputs": batch.inputs, "geometry": batch.geometry}
         return out
 
-    def metrics(self, info: dict[str, Any]) -> KeypointMetrics:
-        size = tuple(self.data_config.input_size[1:]) if self.data_config is not None else (1, 1)
-        return KeypointMetrics(info, size, self._to_pil if self.data_config is not None else None)
-
-    def _to_pil(self, image: torch.Tensor):
-        return input_to_image(image, self.data_config)
+    def metrics(self, info: dict[str, Any], data_config: DataConfig | None = None) -> KeypointMetrics:
+        dc = data_config  # the input size, and undoing the normalisation to draw the inputs
+        size = tuple(dc.input_size[1:]) if dc is not None else (1, 1)
+        return KeypointMetrics(info, size, functools.partial(input_to_image, data_config=dc) if dc is not None else None)
 
     def predict(self, outputs: Any, geometry, info: dict[str, Any], **options: Any) -> list[PointsPrediction]:
         points, _, _ = split_outputs(outputs)

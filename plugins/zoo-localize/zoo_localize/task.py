@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,8 +76,6 @@ class LocalizeTask(Task):
     fit = FIT
     pipeline_tag = "object-detection"
 
-    def __init__(self):
-        self.data_config: DataConfig | None = None
 
     def transforms(self, data_config: DataConfig, augment: str):
         """standard: a random zoom (0.8-1.15) and shift (10%) and a horizontal flip; light: a smaller zoom
@@ -86,7 +85,6 @@ class LocalizeTask(Task):
 
         Built here rather than with image_transforms(), whose light augmentation rotates. Bilinear warps:
         torchvision's affine refuses bicubic (efficientnet_lite0, most timm models)."""
-        self.data_config = data_config  # kept to undo the normalisation when the metrics draw the inputs
         eval_tf = Preprocess(data_config, self.fit)
         bilinear = T.InterpolationMode.BILINEAR
         if augment == "standard":
@@ -111,11 +109,9 @@ class LocalizeTask(Task):
         out.outputs = {"box": boxes, "inputs": batch.inputs}  # the inputs: for the report's pictures
         return out
 
-    def metrics(self, info: dict[str, Any]) -> BoxMetrics:
-        return BoxMetrics(info, self._to_pil if self.data_config is not None else None)
-
-    def _to_pil(self, image: torch.Tensor):
-        return input_to_image(image, self.data_config)
+    def metrics(self, info: dict[str, Any], data_config: DataConfig | None = None) -> BoxMetrics:
+        # data_config undoes the normalisation when the metrics draw the inputs
+        return BoxMetrics(info, functools.partial(input_to_image, data_config=data_config) if data_config is not None else None)
 
     def predict(self, outputs: Any, geometry, info: dict[str, Any], **options: Any) -> list[BoxPrediction]:
         boxes, _ = split_outputs(outputs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,15 +153,12 @@ class SegmentTask(Task):
     predict_options = (Setting("masks", str, None, "Write each predicted mask as a palette PNG of class indices "
                                "into this folder (named after the image).", nullable=True),)
 
-    def __init__(self):
-        self.data_config: DataConfig | None = None
 
     def transforms(self, data_config: DataConfig, augment: str):
         """standard: a random zoom (0.75-1.25) and shift (10%) and a horizontal flip; light: a smaller zoom
         and shift; none: the eval transform. The mask moves with the image (nearest neighbour); pixels a
         zoom-out or the letterbox adds are ignored. Bilinear for the image: torchvision's affine refuses
         bicubic, the interpolation of most timm models."""
-        self.data_config = data_config  # kept to undo the normalisation when the metrics draw the inputs
         eval_tf = Preprocess(data_config, self.fit)
         bilinear = T.InterpolationMode.BILINEAR
         if augment == "standard":
@@ -185,11 +183,10 @@ class SegmentTask(Task):
         out.outputs = {"logits": logits, "inputs": batch.inputs}  # the inputs: for the report's pictures
         return out
 
-    def metrics(self, info: dict[str, Any]) -> SegmentationMetrics:
-        return SegmentationMetrics(info, self._to_pil if self.data_config is not None else None)
-
-    def _to_pil(self, image: torch.Tensor):
-        return input_to_image(image, self.data_config)
+    def metrics(self, info: dict[str, Any], data_config: DataConfig | None = None) -> SegmentationMetrics:
+        # data_config undoes the normalisation when the metrics draw the inputs
+        return SegmentationMetrics(info, functools.partial(input_to_image, data_config=data_config)
+                                   if data_config is not None else None)
 
     def predict(self, outputs: Any, geometry, info: dict[str, Any], masks: str | None = None,
                 **options: Any) -> list[MaskPrediction]:
