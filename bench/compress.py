@@ -65,7 +65,7 @@ def write_photo_crops(root: Path, per_class: int, seed: int = 0, size: int = 256
 
 
 def timed_ms(session, x: torch.Tensor, seconds: float) -> float:
-    from zoo_core.export import run_onnx
+    from zoo_core.prediction.export import run_onnx
 
     run_onnx(session, x)
     times, start = [], time.perf_counter()
@@ -95,8 +95,8 @@ def main() -> None:
 
     import zoo_core
     from zoo_core import load_run
-    from zoo_core.compress import compress, parameter_count
-    from zoo_core.export import export, onnx_session
+    from zoo_core.tools.compress import compress, parameter_count
+    from zoo_core.prediction.export import export, onnx_session
 
     work = args.work or Path(tempfile.mkdtemp(prefix="zoo-bench-compress-"))
     os.environ.setdefault("ZOO_CACHE", str(work / "cache"))

@@ -26,8 +26,8 @@ from PIL import Image
 from torch import nn
 
 from zoo_core import Predictor, get_zoo
-from zoo_core.export import export, onnx_session, run_onnx
-from zoo_core.model import ZooModel
+from zoo_core.prediction.export import export, onnx_session, run_onnx
+from zoo_core.model.model import ZooModel
 
 warnings.filterwarnings("ignore")
 

@@ -29,7 +29,7 @@ ZOO = [str(Path(sys.executable).with_name("zoo"))] if Path(sys.executable).with_
 # `zoo list` as it was when plugins imported their implementations while registering.
 EAGER_LIST = """
 import sys
-from zoo_core.plugins import get_zoo
+from zoo_core.registry.plugins import get_zoo
 from zoo_core.cli import main
 for registry in get_zoo().registries.values():
     for component in registry:

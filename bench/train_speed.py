@@ -25,11 +25,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from zoo_core import train  # noqa: E402
-from zoo_core.config import DEFAULTS  # noqa: E402
-from zoo_core.device import Machine  # noqa: E402
-from zoo_core.model import ZooModel  # noqa: E402
-from zoo_core.plugins import get_zoo  # noqa: E402
-from zoo_core.trainer import make_optimizer  # noqa: E402
+from zoo_core.base.config import DEFAULTS  # noqa: E402
+from zoo_core.base.device import Machine  # noqa: E402
+from zoo_core.model.model import ZooModel  # noqa: E402
+from zoo_core.registry.plugins import get_zoo  # noqa: E402
+from zoo_core.training.trainer import make_optimizer  # noqa: E402
 
 
 def step_throughput(backbone: str, size: int, batch: int, amp: bool, channels_last: bool, amp_dtype: str = "auto",

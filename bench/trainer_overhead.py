@@ -94,7 +94,7 @@ def bare(epochs: int) -> dict:
 def zoo_epochs_cpu(epochs: int, out: str) -> dict:
     """zoo's trainer in this process, with the CPU time of each epoch: from the epoch's first act (seeding
     it) to the end of its validation, both found by wrapping the trainer's own functions (timing only)."""
-    import zoo_core.trainer as trainer
+    import zoo_core.training.trainer as trainer
 
     starts, ends = {}, []
     seed, evaluate = trainer._epoch_seed, trainer.evaluate

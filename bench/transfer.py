@@ -70,7 +70,7 @@ def naive_loop(data: Path, backbone_name: str, epochs: int, batch_size: int, see
     from torchvision import datasets
     from torchvision import transforms as T
 
-    from zoo_core.plugins import get_zoo
+    from zoo_core.registry.plugins import get_zoo
 
     torch.manual_seed(seed)
     backbone = get_zoo().backbones.create(backbone_name, pretrained=True).eval()

@@ -78,7 +78,7 @@ def digits_run(tmp_path_factory):
 def site(tmp_path, monkeypatch):
     """A folder on sys.path where fake distributions are 'installed'; plugins reload around the test,
     and the modules imported from it are forgotten after it."""
-    from zoo_core.plugins import get_zoo
+    from zoo_core.registry.plugins import get_zoo
 
     path = tmp_path / "site"
     path.mkdir()

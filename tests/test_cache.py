@@ -19,9 +19,9 @@ from safetensors.torch import save_file
 
 from conftest import COLOURS, FAST, make_image, run_zoo
 from zoo_core import train
-from zoo_core.backbones import SmallNet
-from zoo_core.cache import DecodedImages, decode
-from zoo_core.transforms import SampleDataset
+from zoo_core.model.backbones import SmallNet
+from zoo_core.training.cache import DecodedImages, decode
+from zoo_core.data.transforms import SampleDataset
 
 
 @pytest.fixture(autouse=True)
@@ -190,7 +190,7 @@ def test_zoo_cache_list_and_clear(tmp_path, jpegs, cache_root):
 # ------------------------------------------------------------------------------- decoded images
 
 def test_torchvision_decodes_plain_jpegs_as_pil_does(jpegs):
-    from zoo_core.data import load_image
+    from zoo_core.data.images import load_image
 
     for f in sorted(jpegs.rglob("*.jpg"))[:6]:
         assert np.array_equal(decode(f, 3), np.asarray(load_image(f, 3)))
@@ -239,9 +239,9 @@ def test_large_images_are_kept_reduced_unless_their_target_is_in_their_pixels(tm
 # -------------------------------------------------------------------------------- the CPU default
 
 def test_on_a_cpu_your_data_trains_frozen_on_cached_features_unless_a_flag_says_otherwise(jpegs):
-    from zoo_core.config import normalise
-    from zoo_core.plugins import get_zoo
-    from zoo_core.trainer import resolve_config
+    from zoo_core.base.config import normalise
+    from zoo_core.registry.plugins import get_zoo
+    from zoo_core.training.trainer import resolve_config
 
     zoo = get_zoo()
     task = zoo.tasks.create("classify")
@@ -264,7 +264,7 @@ def test_features_computed_in_cpu_chunks_are_the_batchs():
     the processor's caches); tensors and pyramids come back whole, in order, equal to one pass."""
     from types import SimpleNamespace
 
-    from zoo_core.cache import _features_in_chunks
+    from zoo_core.training.cache import _features_in_chunks
 
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(3, 4, 3, stride=4).eval()

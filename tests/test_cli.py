@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from conftest import FAST_FLAGS, run_zoo
 from zoo_core.cli import main
-from zoo_core.data import stratified_split
+from zoo_core.data.images import stratified_split
 
 
 def zoo(*args: str):

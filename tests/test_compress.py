@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from zoo_core import load_exported, load_run
 from zoo_core.cli import main
-from zoo_core.compress import parameter_count
-from zoo_core.export import export
+from zoo_core.model.pruning import parameter_count
+from zoo_core.prediction.export import export
 from zoo_core.testing import tiny_train
 
 pytest.importorskip("torch_pruning")

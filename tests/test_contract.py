@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from conftest import FAST, FAST_FLAGS, make_image, run_zoo
 from zoo_core import load_run, train
 from zoo_core.cli import main
-from zoo_core.plugins import get_zoo
+from zoo_core.registry.plugins import get_zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE_FILES = sorted((ROOT / "zoo_core").glob("*.py"))
@@ -448,7 +448,7 @@ def test_a_pyramid_head_on_a_backbone_without_one_is_a_one_line_error(contract_p
 
 def interrupted_then_resumed(task: str, out: Path, monkeypatch, **settings) -> None:
     """Train, Ctrl-C in the second epoch's validation (last checkpoint: epoch 1), then resume to the end."""
-    import zoo_core.trainer as trainer
+    import zoo_core.training.trainer as trainer
 
     real, calls = trainer.evaluate, []
 

@@ -100,7 +100,7 @@ def test_each_rank_takes_its_share_of_the_very_batches_one_process_draws():
     import torch
     from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
-    from zoo_core.distributed import RoundRobinBatches, ShardedBatches
+    from zoo_core.base.distributed import RoundRobinBatches, ShardedBatches
 
     data = list(range(30))
     one = torch.Generator().manual_seed(7)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import run_zoo
 from zoo_core import ZooError
 from zoo_core.cli import main
-from zoo_core.plugins import get_zoo
+from zoo_core.registry.plugins import get_zoo
 
 zoo_efficientnet_lite = pytest.importorskip("zoo_efficientnet_lite")
 from zoo_efficientnet_lite import weights as lite_weights  # noqa: E402

@@ -16,7 +16,7 @@ from PIL import Image
 
 from zoo_core import ZooError, get_zoo, load_exported, load_run
 from zoo_core.cli import main
-from zoo_core.export import compare, export
+from zoo_core.prediction.export import compare, export
 from zoo_core.testing import tiny_train
 
 # task -> what makes its tiny run quick, on top of zoo_core.testing.TINY (cnn2, 32 px, one epoch, no
@@ -237,7 +237,7 @@ def test_the_onnx_runtime_missing_is_one_line(classify_run, tmp_path, monkeypatc
 # --------------------------------------------------------------------------------------------- compress
 
 def test_compress_prunes_fine_tunes_with_the_trainer_and_keeps_the_zeros(classify_run, tmp_path):
-    from zoo_core.compress import compress, sparsity_of
+    from zoo_core.tools.compress import compress, sparsity_of
 
     facts = compress(classify_run.dir, 0.5, tmp_path / "pruned", epochs=1)
     pruned = load_run(tmp_path / "pruned", device="cpu")

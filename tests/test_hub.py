@@ -15,7 +15,7 @@ from PIL import Image
 
 from zoo_core.testing.hubserver import go_offline
 from zoo_core.cli import main
-from zoo_core.plugins import get_zoo
+from zoo_core.registry.plugins import get_zoo
 from zoo_core.testing import tiny_train
 
 TOKEN = "hf_test"

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from zoo_core.cli import main
-from zoo_core.data import check_image, load_image, scan_images, to_mode
+from zoo_core.data.images import check_image, load_image, scan_images, to_mode
 
 TINY = ["--backbone", "cnn2", "--no-pretrained", "--image-size", "16", "--epochs", "1", "--batch-size", "8",
         "--workers", "0", "--device", "cpu"]

@@ -16,9 +16,9 @@ from PIL import Image
 from torch import nn
 
 from zoo_core.cli import main
-from zoo_core.model import ZooModel
-from zoo_core.plugins import get_zoo
-from zoo_core.summary import default_layers, summarise
+from zoo_core.model.model import ZooModel
+from zoo_core.registry.plugins import get_zoo
+from zoo_core.model.summary import default_layers, summarise
 
 TIMM = "timm:test_efficientnet"
 
@@ -110,7 +110,7 @@ def test_shared_parameters_count_once_and_uncalled_modules_show_a_dash():
     rows = {r.name: r for r in s.rows}
     assert rows["a"].output == [1, 4] and rows["unused"].output is None
     assert rows["shape"].output == [1, 1, 2, 2]  # called twice: the first call is shown
-    from zoo_core.summary import format_table
+    from zoo_core.model.summary import format_table
 
     assert "unused" in format_table(s) and " - " in format_table(s)
 
@@ -119,7 +119,7 @@ def test_frozen_run_trains_only_its_head(frozen_run):
     res = zoo("inspect", str(frozen_run), "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    from zoo_core.rundir import rebuild
+    from zoo_core.training.rundir import rebuild
 
     model, _, _ = rebuild(frozen_run)
     head = sum(p.numel() for p in model.head.parameters())
@@ -222,7 +222,7 @@ def test_unreadable_image_missing_image_and_unknown_target(frozen_run, tmp_path)
 
 
 def test_summary_does_not_change_trainability_or_weights(frozen_run):
-    from zoo_core.rundir import rebuild
+    from zoo_core.training.rundir import rebuild
 
     model, _, _ = rebuild(frozen_run)
     model.set_backbone_trainable(False)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from zoo_core.cli import main
-from zoo_core.lrfind import lr_find, smooth, steepest
+from zoo_core.training.lrfind import lr_find, smooth, steepest
 
 TINY = dict(backbone="cnn2", pretrained=False, image_size=16, batch_size=8, workers=0, device="cpu")
 

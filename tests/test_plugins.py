@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from conftest import FAST_FLAGS, run_zoo
 from zoo_core.cli import main
-from zoo_core.errors import ZooError
-from zoo_core.registry import Component, Registry
+from zoo_core.base.errors import ZooError
+from zoo_core.registry.registries import Component, Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def test_classify_is_found_through_its_entry_point():
     assert eps["classify"].value == "zoo_classify"
     assert eps["classify"].dist.name == "zoo-classify"
 
-    from zoo_core.plugins import get_zoo
+    from zoo_core.registry.plugins import get_zoo
 
     plugins = {p.name: p for p in get_zoo().plugins}
     assert plugins["classify"].source == "zoo-classify" and plugins["classify"].error is None
@@ -43,7 +43,7 @@ def test_zoo_core_never_imports_a_plugin():
 
 
 def zoo_cli(*args: str):
-    from zoo_core.plugins import get_zoo
+    from zoo_core.registry.plugins import get_zoo
 
     get_zoo.cache_clear()
     return CliRunner().invoke(main, list(args))

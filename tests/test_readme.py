@@ -33,7 +33,7 @@ def _block_after(label: str, lang: str) -> str:
 
 def test_the_plugin_example_installs_and_trains(tmp_path, monkeypatch, image_folder):
     from zoo_core.cli import main
-    from zoo_core.plugins import get_zoo
+    from zoo_core.registry.plugins import get_zoo
 
     files = dict(re.findall(r"`zoo-cosine/(\S+\.py)`:\n\n```python\n(.*?)```", README, re.S))
     assert "zoo_cosine/__init__.py" in files, "README has no zoo-cosine/zoo_cosine/__init__.py block"
@@ -63,7 +63,7 @@ def test_the_plugin_example_installs_and_trains(tmp_path, monkeypatch, image_fol
 
 def test_known_models_resolve():
     from zoo_core.cli import known_models
-    from zoo_core.plugins import get_zoo
+    from zoo_core.registry.plugins import get_zoo
 
     models = known_models(get_zoo())
     assert len(models) >= 5 and all(m["available"] for m in models)

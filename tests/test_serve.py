@@ -19,7 +19,7 @@ from PIL import Image
 
 from conftest import COLOURS, make_image
 from zoo_core.cli import main
-from zoo_core.plugins import get_zoo
+from zoo_core.registry.plugins import get_zoo
 from zoo_core.serve import BackgroundServer, load_predictor
 from zoo_core.serve.client import predict, request
 from zoo_core.testing import tiny_train

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from conftest import run_zoo
 from zoo_core.cli import main
-from zoo_core.plugins import get_zoo
-from zoo_core.registry import CORE_ARGUMENTS, NOT_FOUND, static_options
-from zoo_core.specs import Lazy
+from zoo_core.registry.plugins import get_zoo
+from zoo_core.registry.registries import CORE_ARGUMENTS, NOT_FOUND, static_options
+from zoo_core.contract.specs import Lazy
 
 HEAVY = {"torch", "torchvision", "timm", "numpy", "PIL", "huggingface_hub", "safetensors"}
 
@@ -67,7 +67,7 @@ def test_model_names_read_from_source_are_the_ones_the_libraries_list():
     import timm
     from torchvision import models
 
-    from zoo_core.model_names import _natural, registered_in_source
+    from zoo_core.model.names import _natural, registered_in_source
 
     # what timm_names() and torchvision_names() read while the libraries are not imported
     assert registered_in_source("timm", "models", "register_model", recursive=True) == timm.list_models()
@@ -195,7 +195,7 @@ PREFERENCES = ["resnet50", "efficientnet_lite0", "resnet18"]
 
 
 def test_offline_the_installed_weights_are_chosen(monkeypatch):
-    from zoo_core.backbones import choose_backbone
+    from zoo_core.model.backbones import choose_backbone
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     name, why = choose_backbone(get_zoo(), PREFERENCES)
@@ -206,7 +206,7 @@ def test_offline_the_installed_weights_are_chosen(monkeypatch):
 
 
 def test_an_unreachable_hub_is_told_apart_and_answers_fast(monkeypatch):
-    from zoo_core.backbones import choose_backbone
+    from zoo_core.model.backbones import choose_backbone
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
@@ -215,7 +215,7 @@ def test_an_unreachable_hub_is_told_apart_and_answers_fast(monkeypatch):
 
 
 def test_the_hubs_weights_are_chosen_when_it_answers(monkeypatch, listening):
-    from zoo_core.backbones import choose_backbone
+    from zoo_core.model.backbones import choose_backbone
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", listening)
@@ -224,7 +224,7 @@ def test_the_hubs_weights_are_chosen_when_it_answers(monkeypatch, listening):
 
 
 def test_a_backbone_that_is_not_installed_is_passed_over(monkeypatch):
-    from zoo_core.backbones import choose_backbone
+    from zoo_core.model.backbones import choose_backbone
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     name, why = choose_backbone(get_zoo(), ["not_a_backbone_xyz", "cnn2", "efficientnet_lite0"])
@@ -233,8 +233,8 @@ def test_a_backbone_that_is_not_installed_is_passed_over(monkeypatch):
 
 
 def test_flags_win_and_no_pretraining_needs_no_weights(monkeypatch):
-    from zoo_core.config import normalise
-    from zoo_core.trainer import resolve_config
+    from zoo_core.base.config import normalise
+    from zoo_core.training.trainer import resolve_config
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     zoo = get_zoo()

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from zoo_core import load_run, train
-from zoo_core.plugins import get_zoo
+from zoo_core.registry.plugins import get_zoo
 
 PLUGIN = '''
 import numpy as np

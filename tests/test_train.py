@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-import zoo_core.trainer as trainer
+import zoo_core.training.trainer as trainer
 from conftest import FAST
 from zoo_core import ZooError, load_run, train
-from zoo_core.backbones import SmallNet
+from zoo_core.model.backbones import SmallNet
 
 
 def metrics_of(run: Path) -> list[dict]:
@@ -259,7 +259,7 @@ def test_timm_and_torchvision_backbones(tmp_path, image_folder):
 
 
 def test_transforms_follow_the_backbone(tmp_path):
-    from zoo_core.plugins import get_zoo
+    from zoo_core.registry.plugins import get_zoo
 
     b = get_zoo().backbones.create("test_vit", pretrained=False)
     assert b.data_config.input_size == (3, 160, 160) and b.data_config.mean == (0.5, 0.5, 0.5)
@@ -298,7 +298,7 @@ def test_offline_download_fails_fast_with_alternatives(tmp_path, image_folder, m
 
 
 def test_device_selection():
-    from zoo_core.device import pick_device
+    from zoo_core.base.device import pick_device
 
     assert pick_device("cpu").type == "cpu"
     assert pick_device("auto").type in ("cpu", "cuda", "mps")

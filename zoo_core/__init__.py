@@ -18,30 +18,30 @@ Files (artifacts.py):      atomic_write, write_json, cache_dir
 Running:                   train, load_run, load_exported, pull, load_pretrained, get_zoo; zoo_core.testing.tiny_train for tests
 """
 
-from .errors import ZooError  # noqa: F401
-from .hookspecs import hookimpl  # noqa: F401
+from .base.errors import ZooError  # noqa: F401
+from .contract.hookspecs import hookimpl  # noqa: F401
 
 # Everything else loads on first use: these pull in torch, and `zoo --help` should not wait for it.
 _LAZY = {
     **dict.fromkeys(["Backbone", "Batch", "DataConfig", "DataSplits", "FeatureLevel", "Metrics", "Prediction",
-                     "PretrainedHead", "StepOutput", "Task"], "components"),
+                     "PretrainedHead", "StepOutput", "Task"], "contract.components"),
     **dict.fromkeys(["DatasetSpec", "BackboneSpec", "HeadSpec", "LossSpec", "ExporterSpec", "TaskSpec", "CommandSpec"],
-                    "specs"),
-    "Setting": "settings",
-    "TimmModelBackbone": "backbones",
+                    "contract.specs"),
+    "Setting": "base.settings",
+    "TimmModelBackbone": "model.backbones",
     **dict.fromkeys(["load_image", "open_image", "find_images", "scan_images", "check_listed_images", "read_csv",
                      "resolve_path", "PATH_COLUMNS", "stratified_split", "random_split", "skipped_example",
-                     "split_column"], "data"),
+                     "split_column"], "data.images"),
     **dict.fromkeys(["Preprocess", "Augment", "Geometry", "image_transforms", "collate_samples", "to_sample",
-                     "input_to_image"], "transforms"),
-    **dict.fromkeys(["draw_caption", "draw_boxes", "draw_points", "draw_mask", "image_grid", "color"], "draw"),
-    "plot_confusion_matrix": "plots",
+                     "input_to_image"], "data.transforms"),
+    **dict.fromkeys(["draw_caption", "draw_boxes", "draw_points", "draw_mask", "image_grid", "color"], "pictures.draw"),
+    "plot_confusion_matrix": "pictures.plots",
     **dict.fromkeys(["generate_scenes", "Scene", "SCENE_CLASSES", "textured_canvas", "photo_crop", "shape_mask",
-                     "skimage_image"], "scenes"),
-    **dict.fromkeys(["atomic_write", "write_json", "cache_dir"], "artifacts"),
+                     "skimage_image"], "data.scenes"),
+    **dict.fromkeys(["atomic_write", "write_json", "cache_dir"], "base.artifacts"),
     **dict.fromkeys(["train", "load_run", "Run", "load_pretrained", "Pretrained", "Predictor", "pull",
                      "load_exported", "Exported"], "api"),
-    "get_zoo": "plugins",
+    "get_zoo": "registry.plugins",
 }
 __all__ = ["hookimpl", "ZooError", *_LAZY]
 

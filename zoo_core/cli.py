@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .errors import ZooError
+from .base.errors import ZooError
 
 EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -55,7 +55,7 @@ def crash_log(exc: BaseException) -> str | None:
 def report_failure(exc: BaseException) -> int:
     """Print what went wrong as one line and return the exit code: the one place every zoo command's
     failures end (ZooError, Ctrl-C/SIGTERM, OS errors, and anything unexpected, with a log of it)."""
-    from .trainer import Interrupted
+    from .training.trainer import Interrupted
 
     if isinstance(exc, ZooError):
         click.echo(f"Error: {_one_line(exc)}", err=True)
@@ -103,7 +103,7 @@ class ZooGroup(click.Group):
     `zoo --help` and zoo's own commands do not wait for every plugin to load."""
 
     def _zoo(self):
-        from .plugins import get_zoo
+        from .registry.plugins import get_zoo
 
         try:
             return get_zoo()
@@ -119,7 +119,7 @@ class ZooGroup(click.Group):
         if ctx.meta.get("zoo.listing"):  # `zoo --help` lists a plugin's command without importing it
             command, _ = self._zoo().commands[name]
             if not isinstance(command, click.Command):
-                from .registry import static_docstring
+                from .registry.registries import static_docstring
 
                 text = command.description or static_docstring(command.factory)
                 return click.Command(name, help=text)
@@ -197,7 +197,7 @@ def _component_rows(zoo, kind: str) -> list[dict[str, Any]]:
 
 def catalog(zoo, registry: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """registry.toml's plugins and models, each marked installed or not, with what to pip install."""
-    from .registry_file import load_registry
+    from .registry.registry_file import load_registry
 
     data = load_registry(registry)
     installed = {p.source for p in zoo.plugins if not p.error}
@@ -228,8 +228,8 @@ def known_models(zoo, registry: str | None = None) -> list[dict[str, Any]]:
 @friendly
 def list_cmd(as_json: bool, backbone_pattern: str | None, registry: str | None):
     """Installed plugins, every component they register, and the registry's plugins and models."""
-    from .plugins import get_zoo
-    from .registry import KINDS, PLURAL
+    from .registry.plugins import get_zoo
+    from .registry.registries import KINDS, PLURAL
 
     zoo = get_zoo()
     if backbone_pattern:
@@ -293,7 +293,7 @@ def _setting_option(setting):
 
 
 def _train_options(fn):
-    from .settings import SETTINGS
+    from .base.settings import SETTINGS
 
     options = [_setting_option(s) for s in SETTINGS if s.flag] + [
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -317,15 +317,16 @@ def _train_options(fn):
 def train(task: str | None, sets: tuple[str, ...], config: str | None, resume: str | None, quiet: bool, nproc: int,
           **flags):
     """Train TASK (zoo list shows them) on its embedded dataset, or on --data."""
-    from . import distributed
-    from .config import parse_set
+    from .base import distributed
+    from .base.config import parse_set
 
     if task is None and resume is None:
         raise ZooError("name a task (zoo train TASK) or a run to continue (--resume RUN); zoo list shows tasks")
     if nproc > 1 and not distributed.under_launcher():  # the same command, once per process, under torchrun
         sys.exit(distributed.launch(nproc, distributed.command_line("train")))
     settings = {**{k: v for k, v in flags.items() if v is not None}, **parse_set(sets)}
-    from .trainer import Interrupted, train as run_training
+    from .training.trainer import Interrupted
+    from .training.trainer import train as run_training
 
     try:
         result = run_training(task or "", config=config, resume=resume, quiet=quiet, **settings)
@@ -357,8 +358,8 @@ def lr_find_cmd(task: str, sets: tuple[str, ...], config: str | None, resume: st
     exponentially, plot the loss against it, and print the zoo train command with the suggested --lr."""
     import shlex
 
-    from .config import parse_set
-    from .lrfind import lr_find
+    from .base.config import parse_set
+    from .training.lrfind import lr_find
 
     if resume:
         raise ZooError("--resume: zoo lr-find starts from the run's config, not a checkpoint; give the training flags")
@@ -466,8 +467,8 @@ def predict(target: str, images: tuple[str, ...], device: str, runtime: str, as_
     .onnx file, or a pretrained BACKBONE and the head it was trained with (e.g. ImageNet classes). Images are
     streamed in batches; unreadable files are reported and skipped. The run's task adds its own options
     (e.g. -k/--top-k N for classification)."""
-    from .api import Skipped, expand_inputs, load_target
-    from .output import PredictionWriter, output_format
+    from .prediction.output import PredictionWriter, output_format
+    from .prediction.predictor import Skipped, expand_inputs, load_target
 
     output_format(output)  # a wrong suffix is an error before the model loads
     predictor = load_target(target, device=device, runtime=runtime)
@@ -525,15 +526,15 @@ def inspect_cmd(target: str, depth: int, mode: str | None, image_size: int | Non
     """Layers of a trained RUN or a BACKBONE with their output shapes and trainable and frozen
     parameters (like Keras' model.summary()); with --feature-maps IMAGE, also draw what chosen
     layers see in the image."""
-    from .summary import (
+    from .base.device import pick_device
+    from .model.summary import (
         default_layers,
         feature_maps,
         find_layer,
         format_table,
-        load_target,
         summarise,
     )
-    from .device import pick_device
+    from .tools.inspect import load_target
 
     if (layers or out) and not image:
         raise ZooError("--layers and --out go with --feature-maps IMAGE")
@@ -543,7 +544,7 @@ def inspect_cmd(target: str, depth: int, mode: str | None, image_size: int | Non
     summary = summarise(t.model, t.data_config.input_size, depth)
     result: dict[str, Any] = {"target": target, "kind": t.kind, "mode": t.mode, **summary.to_dict()}
     if image:
-        from .plots import plot_feature_maps
+        from .pictures.plots import plot_feature_maps
 
         # by default from the rows shown; from all of them when --depth hides every feature map
         wanted = ([s.strip() for s in layers.split(",") if s.strip()] if layers else default_layers(summary)
@@ -582,7 +583,7 @@ def export(run: str, fmt: str, out: str | None, opset: int | None, sets: tuple[s
     """Export a trained RUN for deployment, with the task's output names and metadata (task, classes,
     preprocessing) inside the file; the file is run on validation images and compared with PyTorch."""
     from .api import load_run
-    from .export import export as export_run
+    from .prediction.export import export as export_run
 
     options = _exporter_options(sets)
     if opset is not None:
@@ -609,7 +610,7 @@ def compress(run: str, sparsity: float, prune: str, epochs: int, lr: float | Non
     """Prune a trained RUN (weights by magnitude, or whole channels) and fine-tune it briefly with the
     normal trainer: a new run (evaluate, export, push it as any other). Prints the validation scores
     before, after pruning and after fine-tuning."""
-    from .compress import compress as compress_run
+    from .tools.compress import compress as compress_run
 
     facts = compress_run(_run_dir(run), sparsity, out, epochs=epochs, lr=lr, quiet=False, prune=prune)
     scores = facts["scores"]
@@ -672,7 +673,7 @@ def _is_exported(target: str) -> bool:
 
 def _run_dir(target: str) -> Path:
     """A trained run's directory, or a model pulled from the Hub for `hf-hub:ID[@REV]`."""
-    from .api import resolve_target
+    from .prediction.predictor import resolve_target
 
     kind, what = resolve_target(target)
     if kind != "run":
@@ -698,7 +699,7 @@ def push(run: str, repo_id: str, private: bool, revision: str | None, message: s
     """Upload a trained RUN to the Hugging Face Hub in one commit: weights (safetensors), config, a model
     card with its metrics, curves and report images. The token comes from HF_TOKEN or `hf auth login`;
     HF_ENDPOINT picks another Hub."""
-    from .hub import push as hub_push
+    from .hub.hub import push as hub_push
 
     if not Path(run).is_dir():
         raise ZooError(f"{run}: no such run directory")
@@ -716,7 +717,7 @@ def push(run: str, repo_id: str, private: bool, revision: str | None, message: s
 def pull(model: str, registry: str | None):
     """Download a model pushed with zoo push into the Hugging Face cache (weights, config, card; never a
     pickle). Afterwards hf-hub:ID works offline (HF_HUB_OFFLINE=1)."""
-    from .hub import pull as hub_pull
+    from .hub.hub import pull as hub_pull
 
     folder, ref = hub_pull(model, registry)
     config = json.loads((folder / "config.json").read_text())
@@ -765,7 +766,7 @@ def plugin():
 def plugin_new(name: str, parent: str):
     """Write a plugin skeleton zoo-NAME/: a task with an embedded dataset, a head, a pyproject with its
     entry point and a test. `pip install -e zoo-NAME && zoo train NAME` trains it as it is."""
-    from .scaffold import new_plugin
+    from .default_plugins.scaffold import new_plugin
 
     root = new_plugin(name, Path(parent))
     click.echo(f"wrote {root}/; next: pip install -e {root} && zoo train {name.lower()}")
@@ -793,8 +794,8 @@ def cache_list(as_json: bool):
     """Entries: key, what they were computed for, images, size and last use."""
     import time
 
-    from .cache import cache_root, entries
-    from .settings import BY_NAME
+    from .base.settings import BY_NAME
+    from .training.cache import cache_root, entries
 
     rows = entries()
     if as_json:
@@ -818,7 +819,7 @@ def cache_list(as_json: bool):
 @friendly
 def cache_clear(key: str | None, older_than: float | None):
     """Remove everything, the entry KEY (a prefix of it, or 'images'), or what is unused for --older-than DAYS."""
-    from .cache import clear
+    from .training.cache import clear
 
     files, freed = clear(key, older_than)
     click.echo(f"removed {files} file(s), {freed / 2**20:.1f} MiB")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import ZooError
+from ..base.errors import ZooError
 
 EXTRA_HINT = "pip install 'zoo-core[serve]'"
 API_KEY_ENV = "ZOO_API_KEY"
@@ -40,7 +40,7 @@ def _require_extra():
 
 def load_predictor(target: str, runtime: str = "torch", device: str = "auto"):
     """The Predictor for a run, hf-hub:ID or backbone: the same as `zoo predict --runtime RUNTIME` uses."""
-    from ..api import load_target
+    from ..prediction.predictor import load_target
 
     return load_target(target, device=device, runtime=runtime)
 

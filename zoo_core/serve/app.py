@@ -24,9 +24,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from ..api import Predictor, check_predict_options
-from ..data import open_image
-from ..errors import ZooError
+from ..base.errors import ZooError
+from ..data.images import open_image
+from ..prediction.predictor import Predictor, check_predict_options
 from .batching import Batcher
 from .uploads import UploadError, decode, read_uploads
 
@@ -212,7 +212,7 @@ def draw_png(predictions: list, images: list) -> bytes:
         buffer = io.BytesIO()
         drawn[0].save(buffer, format="PNG")
         return buffer.getvalue()
-    from ..draw import image_grid
+    from ..pictures.draw import image_grid
 
     with tempfile.TemporaryDirectory() as folder:
         return image_grid(drawn, Path(folder) / "grid.png", titles=[p.source for p in predictions]).read_bytes()
