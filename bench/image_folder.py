@@ -34,7 +34,7 @@ from transfer import make_photo_folder  # noqa: E402
 def decoders(files: list[Path]) -> list[tuple[str, float, str]]:
     from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 
-    from zoo_core.training.cache import decode
+    from zoo_core.data.decoded import decode
     from zoo_core.data.images import load_image
 
     warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29 points to TorchCodec
@@ -42,7 +42,7 @@ def decoders(files: list[Path]) -> list[tuple[str, float, str]]:
         "PIL (zoo's load_image)": lambda f: np.asarray(load_image(f, 3)),
         "torchvision decode_jpeg": lambda f: decode_jpeg(read_file(str(f)), mode=ImageReadMode.RGB).permute(1, 2, 0).numpy(),
         "torchvision decode_image": lambda f: decode_image(read_file(str(f)), mode=ImageReadMode.RGB).permute(1, 2, 0).numpy(),
-        "zoo_core.training.cache.decode (what the cache uses)": lambda f: decode(f, 3),
+        "zoo_core.data.decoded.decode (what the cache uses)": lambda f: decode(f, 3),
     }
     reference = [ways["PIL (zoo's load_image)"](f) for f in files]
     rows = []
@@ -71,7 +71,7 @@ def zoo_loader(root: Path, batch_size: int, image_cache: str):
     from zoo_core.contract.components import DataConfig
     from zoo_core.registry.plugins import get_zoo
     from zoo_core.base.settings import SETTINGS
-    from zoo_core.training.trainer import load_data
+    from zoo_core.training.data_plan import load_data
 
     zoo = get_zoo()
     task = zoo.tasks.create("classify")

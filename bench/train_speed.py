@@ -29,7 +29,7 @@ from zoo_core.base.config import DEFAULTS  # noqa: E402
 from zoo_core.base.device import Machine  # noqa: E402
 from zoo_core.model.model import ZooModel  # noqa: E402
 from zoo_core.registry.plugins import get_zoo  # noqa: E402
-from zoo_core.training.trainer import make_optimizer  # noqa: E402
+from zoo_core.training.state import make_optimizer  # noqa: E402
 
 
 def step_throughput(backbone: str, size: int, batch: int, amp: bool, channels_last: bool, amp_dtype: str = "auto",

@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from conftest import COLOURS, FAST, make_image, run_zoo
 from zoo_core import train
 from zoo_core.model.backbones import SmallNet
-from zoo_core.training.cache import DecodedImages, decode
+from zoo_core.data.decoded import DecodedImages, decode
 from zoo_core.data.transforms import SampleDataset
 
 
@@ -241,7 +241,7 @@ def test_large_images_are_kept_reduced_unless_their_target_is_in_their_pixels(tm
 def test_on_a_cpu_your_data_trains_frozen_on_cached_features_unless_a_flag_says_otherwise(jpegs):
     from zoo_core.base.config import normalise
     from zoo_core.registry.plugins import get_zoo
-    from zoo_core.training.trainer import resolve_config
+    from zoo_core.training.configure import resolve_config
 
     zoo = get_zoo()
     task = zoo.tasks.create("classify")
@@ -264,7 +264,7 @@ def test_features_computed_in_cpu_chunks_are_the_batchs():
     the processor's caches); tensors and pyramids come back whole, in order, equal to one pass."""
     from types import SimpleNamespace
 
-    from zoo_core.training.cache import _features_in_chunks
+    from zoo_core.training.features import _features_in_chunks
 
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(3, 4, 3, stride=4).eval()

@@ -94,7 +94,7 @@ def test_target_is_a_run_directory_or_a_backbone(tmp_path, digits_run):
 def test_a_dataset_recipe_applies_only_to_its_own_backbone():
     """`zoo train classify --backbone X` on the digits: the small CNN's recipe (no pretraining, lr 3e-3,
     full fine-tuning) would wreck a pretrained backbone; only the recipe's facts about the data stay."""
-    from zoo_core.training.trainer import resolve_config
+    from zoo_core.training.configure import resolve_config
 
     zoo = get_zoo()
     task = zoo.tasks.create("classify")

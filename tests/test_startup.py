@@ -234,7 +234,7 @@ def test_a_backbone_that_is_not_installed_is_passed_over(monkeypatch):
 
 def test_flags_win_and_no_pretraining_needs_no_weights(monkeypatch):
     from zoo_core.base.config import normalise
-    from zoo_core.training.trainer import resolve_config
+    from zoo_core.training.configure import resolve_config
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     zoo = get_zoo()

@@ -20,7 +20,9 @@ from ..model.model import ZooModel
 from ..registry.plugins import get_zoo
 from ..training.loaders import data_loader
 from ..training.rundir import rebuild
-from ..training.trainer import evaluate, infer_dataset, load_data
+from ..training.configure import infer_dataset
+from ..training.data_plan import load_data
+from ..training.step import evaluate
 
 
 def check_predict_options(task: Task, options: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Caches that outlive a run: backbone features on disk, decoded images in memory or on disk, and the
-recipe that makes `zoo train TASK --data DIR` fast on a CPU by using them.
+"""Caches that outlive a run: backbone features on disk (their keys, their store, its limit), and what
+`zoo cache list|clear` shows and removes of them and of the decoded images.
 
 Feature cache. A frozen backbone maps an image to the same features every time, so they are computed
 once and kept under `$ZOO_CACHE/features/<key>/` (the root export's ONNX cache uses: artifacts.cache_dir).
@@ -19,13 +19,8 @@ shards, and a shard that fails to open is treated as missing and removed. The wh
 by `cache_disk_gb`: beyond it the least recently used shards are evicted (a shard's mtime is its last
 use), and a run whose own features exceed it keeps them in memory only, saying so.
 
-Decoded-image cache. Image files are decoded (and, only when much larger than the model's input,
-reduced) once to uint8 and kept in memory while `image_cache_gb` allows, else on disk, so later
-epochs touch no JPEG. What is kept is the image *before* any random augmentation, in the model's
-channel mode: for images up to twice the input size that is the decoded image itself, so a run with
-the cache is bit-for-bit the run without it; a larger image is kept with its shorter side at twice the
-input size, which changes pixels slightly (a resize before the transform's own) and saves memory —
-unless its target lives in its pixels (boxes, points, masks), which keeps it whole.
+The decoded-image cache is data/decoded.py; computing and serving the cached features, and the CPU
+default that uses them, are features.py.
 """
 
 from __future__ import annotations
@@ -35,7 +30,6 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,23 +37,11 @@ import numpy as np
 import torch
 
 from ..base.artifacts import TMP_SUFFIX, atomic_write, cache_dir, kill_point
-from ..base.distributed import SINGLE, Dist
 from ..base.errors import ZooError
-from ..data.transforms import has_geometry
+from ..data.decoded import FORMAT, IMAGES, _hash
 
 FEATURES = "features"  # $ZOO_CACHE/features/<key>/{about.json, <shard>.safetensors}
-IMAGES = "images"  # $ZOO_CACHE/images/<digest>.npy
-FORMAT = 1  # bumped when what a cached feature means changes; part of every key
 STALE_TEMP_SECONDS = 3600  # a temp file this old belongs to a process that died mid-write
-# On a CPU the backbone runs over about this many input pixels at a time (8 images of 224 px): _features_in_chunks.
-CPU_CHUNK_PIXELS = 8 * 224 * 224
-
-
-def _hash(*chunks: bytes) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for c in chunks:
-        h.update(c)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------ fingerprints
@@ -271,300 +253,6 @@ class FeatureStore:
             enforce_limit(self.limit_gb, keep=self.used, log=self.log)
         except OSError as e:  # a full or read-only disk costs the reuse, not the run
             self.log(f"cache: features not saved to {self.dir} ({e.strerror or e}); they stay in memory for this run")
-
-
-# ------------------------------------------------------------------------------ cached features
-
-class FeatureCollate:
-    """Batches of cached samples: the task collates targets and geometry as usual, the inputs are the
-    stacked features (a tensor, or one tensor per pyramid level)."""
-
-    def __init__(self, task):
-        self.task = task
-
-    def __call__(self, samples: list[dict[str, Any]]):
-        features = [s["image"] for s in samples]
-        batch = self.task.collate([{**s, "image": torch.empty(0)} for s in samples])
-        batch.inputs = (torch.stack(features) if isinstance(features[0], torch.Tensor)
-                        else [torch.stack(level) for level in zip(*features)])
-        return batch
-
-
-@dataclass
-class FeatureCounts:
-    """How many images' features came from the disk cache and how many were computed (tests read it)."""
-
-    reused: int = 0
-    computed: int = 0
-
-
-LAST_COUNTS = FeatureCounts()
-
-
-@torch.no_grad()
-def precompute_features(model, task, dataset, cfg: dict[str, Any], machine, data, limit_gb: float,
-                        total_images: int, store: FeatureStore | None = None,
-                        log: Callable[[str], None] = lambda m: None, dist: Dist = SINGLE) -> list[dict[str, Any]]:
-    """What the head consumes (pooled features or the pyramid), once per image: a frozen backbone gives
-    the same features every epoch, so the epochs after that cost only the head (the textbook's
-    "features + linear"). `dataset` is a SampleDataset holding the eval transform. Features found in
-    `store` are not computed again; new ones are added to it (by rank 0). Several processes each compute
-    a share of the missing images and swap them, so every process holds all features for the price of
-    1/N of the forward passes. Refuses, before filling memory, when the features would not fit `limit_gb`."""
-    from tqdm import tqdm
-
-    from .loaders import data_loader  # the one place loaders are configured
-
-    raw_samples = [dict(dataset.raw[i]) for i in range(len(dataset))]
-    digests = [image_digest(s["image"]) for s in raw_samples] if store is not None else []
-    found = store.lookup(digests) if store is not None else {}
-    per_image: list[Any] = [found.get(d) for d in digests] if store is not None else [None] * len(raw_samples)
-    others: list[dict[str, Any] | None] = [None] * len(raw_samples)  # target, geometry, id of each sample
-
-    def check_fits(f: Any) -> None:
-        size = sum(t.numel() for t in (f if isinstance(f, tuple) else [f])) * 4
-        needed = size * total_images / 2**30
-        if needed > limit_gb:
-            raise ZooError(f"--cache-features would hold {needed:.1f} GiB of features ({size / 2**20:.2f} MiB per image, "
-                           f"{total_images} images), over cache_limit_gb={limit_gb:g}; use a smaller --image-size, "
-                           "raise it with --set cache_limit_gb=N, or train without --cache-features")
-
-    for i, f in enumerate(per_image):  # reused: the sample's other fields without running the backbone
-        if f is None:
-            continue
-        if has_geometry(raw_samples[i].get("target")):
-            others[i] = {k: v for k, v in dataset[i].items() if k != "image"}
-        else:
-            s = raw_samples[i]
-            others[i] = {"target": s.get("target"), "id": s.get("id", str(s["image"]) if isinstance(s["image"], (str, Path)) else ""),
-                         "geometry": None, **{k: v for k, v in s.items() if k not in ("image", "target", "id")}}
-    if found:
-        check_fits(next(iter(found.values())))
-    missing = [i for i, f in enumerate(per_image) if f is None]
-    mine = missing[dist.rank::dist.world]  # this process's share (all of them when alone)
-    computed: dict[int, tuple[Any, dict[str, Any]]] = {}  # image index: (features, the sample's other fields)
-    if mine:
-        model.eval()
-        subset = torch.utils.data.Subset(dataset, mine)
-        loader = data_loader(subset, cfg, machine, data, lambda s: (s, task.collate(s)), shuffle=False)
-        position = iter(mine)
-        for raw, batch in tqdm(loader, desc="computing backbone features", unit="batch", disable=None, leave=False):
-            inputs = batch.inputs.to(machine.device, non_blocking=True)
-            if inputs.dim() == 4:  # channels_last: the convolutions' fast path on CPUs too (measured 1.4-2x on
-                inputs = inputs.contiguous(memory_format=torch.channels_last)  # resnet18, efficientnet_lite0)
-            with machine.autocast():
-                features = _features_in_chunks(model, inputs, machine)
-            batch_features = (list(features.float().cpu()) if isinstance(features, torch.Tensor)
-                              else list(zip(*(level.float().cpu() for level in features))))
-            if not computed and not found:
-                check_fits(batch_features[0])
-            for s, f in zip(raw, batch_features):
-                computed[next(position)] = (f, {k: v for k, v in s.items() if k != "image"})
-    if dist.active and missing:  # every process trains on all of them: swap the shares
-        computed = {i: c for share in dist.all_gather(computed) for i, c in share.items()}
-        if not found:  # a process whose share was empty checks too, so all refuse alike
-            check_fits(computed[missing[0]][0])
-    for i, (f, rest) in computed.items():
-        per_image[i], others[i] = f, rest
-    LAST_COUNTS.reused += len(per_image) - len(missing)
-    LAST_COUNTS.computed += len(missing)
-    if store is not None and dist.main:  # one writer; the shard holds every process's share
-        store.add({digests[i]: per_image[i] for i in missing})
-    return [{**o, "image": f} for o, f in zip(others, per_image)]
-
-
-def _features_in_chunks(model, inputs: torch.Tensor, machine):
-    """model.features of a batch; on a CPU in chunks of about 8 images of 224 px, whose activations stay
-    in the processor's caches: on the 2-core VM, inference in chunks of 8 against one batch of 32 was
-    2.6x faster for efficientnet_lite0 (190 against 73 img/s), 1.5x for resnet50 and 1.6x for
-    mobilenetv3_large_100 (channels_last, 224 px). Eval mode: a chunk's features are the batch's."""
-    chunk = max(1, CPU_CHUNK_PIXELS // (inputs.shape[-2] * inputs.shape[-1])) if inputs.dim() == 4 else len(inputs)
-    if machine.device.type != "cpu" or chunk >= len(inputs):
-        return model.features(inputs)
-    parts = [model.features(part) for part in inputs.split(chunk)]
-    if isinstance(parts[0], torch.Tensor):
-        return torch.cat(parts)
-    return [torch.cat(levels) for levels in zip(*parts)]
-
-
-def cache_features(model, task, data, cfg: dict[str, Any], machine, log: Callable[[str], None], dist: Dist = SINGLE):
-    """(train features, val features, the DataSplits over them) for a run with --cache-features: both
-    splits through the eval transform (features are computed once, so without random augmentation),
-    reusing and filling the disk cache unless cache_disk_gb is 0."""
-    from ..contract.components import DataSplits
-    from ..data.transforms import SampleDataset
-
-    eval_transform = data.val.transform
-    store = None
-    if cfg["cache_disk_gb"] > 0:
-        key, about = feature_key(model, task, eval_transform, cfg, machine)
-        store = FeatureStore(key, about, cfg["cache_disk_gb"], log)
-        if dist.main:
-            remove_stale_temp(cache_root())
-    before = FeatureCounts(LAST_COUNTS.reused, LAST_COUNTS.computed)
-    total = len(data.train) + len(data.val)
-    splits = [precompute_features(model, task, SampleDataset(d.raw, eval_transform, d.channels, d.images), cfg, machine,
-                                  data, cfg["cache_limit_gb"], total, store, log, dist)
-              for d in (data.train, data.val)]
-    reused, computed = LAST_COUNTS.reused - before.reused, LAST_COUNTS.computed - before.computed
-    where = f" (cache {store.dir})" if store is not None else " (in memory only: cache_disk_gb=0)"
-    shared = f" by {dist.world} processes, a share each" if dist.active and computed else ""
-    log(f"features: {reused} reused, {computed} computed{shared}{where}")
-    model.inputs_are_features = True
-    features = DataSplits(splits[0], splits[1], data.info, data.skipped, data.description + ", backbone features cached",
-                          in_memory=True, batch_sampler=data.batch_sampler)
-    return splits[0], splits[1], features
-
-
-# ---------------------------------------------------------------------------- decoded images
-
-def _jpeg_plain(path: Path, channels: int) -> bool:
-    """A JPEG torchvision decodes exactly as PIL does (tests/test_cache.py checks it): a colour JPEG read
-    in colour or a grayscale one in grayscale, upright. Colour to gray (PIL's own weights), CMYK,
-    EXIF-rotated and other files keep PIL's decoding."""
-    from PIL import Image
-
-    if path.suffix.lower() not in (".jpg", ".jpeg"):
-        return False
-    try:
-        with Image.open(path) as img:  # reads the header only
-            return (img.format == "JPEG" and img.mode == ("L" if channels == 1 else "RGB")
-                    and img.getexif().get(0x0112, 1) == 1)
-    except Exception:
-        return False
-
-
-def decode(path: str | Path, channels: int) -> np.ndarray:
-    """An image file as uint8 (H, W) or (H, W, 3) in the model's channel mode: torchvision's libjpeg-turbo
-    decoder for plain JPEGs (faster than PIL, the same pixels), PIL (zoo's load_image: EXIF, 16-bit,
-    transparency, CMYK) for everything else."""
-    from ..data.images import open_image
-
-    path = Path(path)
-    if _jpeg_plain(path, channels):
-        try:
-            import warnings
-
-            from torchvision.io import ImageReadMode, decode_jpeg, read_file
-
-            with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec; PIL takes over if it goes
-                warnings.simplefilter("ignore", DeprecationWarning)
-                t = decode_jpeg(read_file(str(path)), mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
-            return t[0].numpy() if channels == 1 else t.permute(1, 2, 0).contiguous().numpy()
-        except Exception:  # whatever libjpeg refuses, PIL gets a chance at
-            pass
-    return np.asarray(open_image(path, channels))
-
-
-class DecodedImages:
-    """Image files decoded once to uint8 and reused every epoch: in memory up to `memory_gb`, then (mode
-    auto or disk) as .npy files under $ZOO_CACHE/images keyed by (path, size, mtime) — the disk tier is a
-    speed cache for files read every epoch, where a stat is enough and a content hash would read each file
-    anyway. Hands out PIL images, so every transform sees what it would without the cache."""
-
-    def __init__(self, channels: int, max_side: int | None, mode: str = "auto", memory_gb: float = 2.0,
-                 disk_gb: float = 10.0):
-        self.channels, self.max_side, self.mode = channels, max_side, mode
-        self.memory_limit, self.disk_gb = memory_gb * 2**30, disk_gb
-        self.memory: dict[str, np.ndarray] = {}
-        self.held = 0
-        self.memory_full = False
-        self.decoded = 0  # files decoded (tests and the bench read it)
-
-    @classmethod
-    def for_run(cls, cfg: dict[str, Any], data_config) -> "DecodedImages | None":
-        if cfg["image_cache"] == "off":
-            return None
-        _, h, w = data_config.input_size
-        return cls(data_config.channels, 2 * max(h, w), cfg["image_cache"], cfg["image_cache_gb"], cfg["cache_disk_gb"])
-
-    def _disk_path(self, path: Path, exact: bool) -> Path:
-        st = path.stat()
-        side = None if exact else self.max_side
-        key = _hash(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.channels}|{side}|{FORMAT}".encode())
-        return cache_dir(IMAGES) / f"{key}.npy"
-
-    def _reduce(self, arr: np.ndarray, exact: bool) -> np.ndarray:
-        """Only images larger than twice the input size are reduced (see the module's docstring), and
-        never where the target is in the image's pixels (boxes, points, masks: `exact`)."""
-        h, w = arr.shape[:2]
-        if exact or self.max_side is None or min(h, w) <= self.max_side:
-            return arr
-        from PIL import Image
-
-        r = self.max_side / min(h, w)
-        return np.asarray(Image.fromarray(arr).resize((max(1, round(w * r)), max(1, round(h * r))), Image.BILINEAR,
-                                                      reducing_gap=None))
-
-    def load(self, path: str | Path, exact: bool = False):
-        """The image at `path` as PIL; `exact`: at its own size whatever it is (its target is in its pixels)."""
-        from PIL import Image
-
-        key = f"{path}|{exact}"
-        arr = self.memory.get(key)
-        if arr is None:
-            arr = self._fetch(Path(path), exact, key)
-        return Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB")
-
-    def _fetch(self, path: Path, exact: bool, key: str) -> np.ndarray:
-        memory_ok = self.mode in ("auto", "memory") and not self.memory_full
-        disk_ok = self.mode in ("auto", "disk") and self.disk_gb > 0
-        if disk_ok and not memory_ok:
-            try:
-                cached = self._disk_path(path, exact)
-                arr = np.load(cached, allow_pickle=False)
-                os.utime(cached)  # its last use, for eviction
-                return arr
-            except (OSError, ValueError):  # not there yet (or damaged): decode it
-                pass
-        arr = self._reduce(decode(path, self.channels), exact)
-        self.decoded += 1
-        if memory_ok and self.held + arr.nbytes <= self.memory_limit:
-            self._keep(key, arr)
-            return arr
-        self.memory_full = memory_ok or self.memory_full
-        if disk_ok:
-            def write(p: Path) -> None:
-                with open(p, "wb") as f:
-                    np.save(f, arr, allow_pickle=False)
-
-            try:
-                atomic_write(self._disk_path(path, exact), write)
-            except OSError:  # a full disk costs the speed-up, not the run
-                pass
-        return arr
-
-    def _keep(self, key: str, arr: np.ndarray) -> None:
-        self.memory[key] = arr
-        self.held += arr.nbytes
-
-
-# --------------------------------------------------------------------------- the CPU default
-
-def apply_cpu_recipe(cfg: dict[str, Any], chosen: set[str], log: Callable[[str], None] | None) -> None:
-    """On a CPU, your own data (--data) with a pretrained backbone trains frozen on cached features unless
-    you, a run file or the dataset's recipe chose the mode or the cache (`chosen`): full fine-tuning of
-    a 224 px backbone takes minutes on a laptop where the head on cached features takes seconds.
-    On a GPU the task's own (stronger, staged) recipe stays. The values are settings.CPU_RECIPE."""
-    from ..base.device import pick_device
-    from ..base.settings import CPU_RECIPE
-    from ..model.backbones import SMALL_NETS
-
-    if not cfg["cpu_recipe"] or cfg["data"] is None:
-        return
-    if not cfg["weights"] and (not cfg["pretrained"] or cfg["backbone"] in SMALL_NETS):
-        return  # frozen random filters are worth nothing: from scratch, the task's recipe trains everything
-    if chosen & {"mode", "cache_features"} or cfg["mode"] == "frozen" and cfg["cache_features"]:
-        return
-    try:
-        if pick_device(cfg["device"]).type != "cpu":
-            return
-    except ZooError:
-        return  # the device error is reported where the machine is set up
-    cfg.update(CPU_RECIPE)
-    if log:
-        log(f"CPU: frozen backbone with cached features, {cfg['epochs']} epochs; pass --mode staged for full "
-            "fine-tuning (or --no-cpu-recipe for the task's own recipe)")
 
 
 # ------------------------------------------------------------------------------ zoo cache list|clear

@@ -3,8 +3,8 @@
 against it, and suggest where the smoothed loss falls fastest: a learning rate still safely below the
 one where training blows up.
 
-It uses the trainer's own set-up (`trainer.prepare`: config -> data -> model -> loss -> loaders ->
-optimizers) and the task's own step, so it works for every task; with several optimizers (a GAN's
+It uses the trainer's own set-up (`setup.prepare`: config -> data -> model -> loss -> loaders ->
+optimizers) and its training step (`step.train_step`), so it works for every task; with several optimizers (a GAN's
 two) they are swept together, each group keeping its ratio to --lr (the backbone's backbone_lr_mult).
 Nothing is saved but the plot.
 """
@@ -66,9 +66,9 @@ def lr_find(task_name: str, *, config: str | Path | None = None, start_lr: float
     from tqdm import tqdm
 
     from ..base import distributed
-    from ..contract.components import run_step
     from .rundir import RunLog
-    from .trainer import prepare
+    from .setup import prepare
+    from .step import train_step
 
     if distributed.under_launcher():
         raise ZooError("zoo lr-find runs in one process: start it without torchrun")
@@ -78,38 +78,32 @@ def lr_find(task_name: str, *, config: str | Path | None = None, start_lr: float
         raise ZooError(f"--steps must be >= 3, got {steps}")
     log = RunLog(quiet=quiet)
     s = prepare(task_name, config=config, resume=None, settings=settings, log=log, run_dir_needed=False)
-    cfg, task, model, machine, loss_fn, scaler = s.cfg, s.task, s.model, s.machine, s.loss_fn, s.scaler
-    steps = steps or default_steps(len(s.train_loader))
+    cfg, task, model, machine, state = s.cfg, s.task, s.model, s.machine, s.state
+    steps = steps or default_steps(len(s.data.train_loader))
     plot = Path(plot) if plot else Path("runs") / f"lr-find-{s.task_name}.png"
     # every group keeps its ratio to --lr (the backbone at backbone_lr_mult x the head)
-    ratios = {name: [g["lr"] / cfg["lr"] for g in opt.param_groups] for name, opt in s.optimizers.items()}
+    ratios = {name: [g["lr"] / cfg["lr"] for g in opt.param_groups] for name, opt in state.optimizers.items()}
     frozen = " (backbone frozen: the first phase of --mode staged)" if cfg["mode"] == "staged" else ""
-    log(f"zoo lr-find {s.task_name}: {len(s.train_set)} training images, {steps} steps of batch {cfg['batch_size']}, "
+    log(f"zoo lr-find {s.task_name}: {len(s.data.train_set)} training images, {steps} steps of batch {cfg['batch_size']}, "
         f"lr {start_lr:g} -> {end_lr:g}; mode {cfg['mode']}{frozen}; {machine.describe()}")
 
     lrs, losses, smoothed = [], [], []
     stopped = "end of the range"
     model.train()
-    batches = iter(s.train_loader)
+    batches = iter(s.data.train_loader)
     for k in tqdm(range(steps), desc="lr-find", unit="step", disable=None if not quiet else True, leave=False):
         lr = start_lr * (end_lr / start_lr) ** (k / (steps - 1))
-        for name, opt in s.optimizers.items():
+        for name, opt in state.optimizers.items():
             for group, ratio in zip(opt.param_groups, ratios[name]):
                 group["lr"] = lr * ratio
         batch = next(batches, None)
         if batch is None:  # another pass over the data
-            batches = iter(s.train_loader)
+            batches = iter(s.data.train_loader)
             batch = next(batches)
         batch = batch.to(machine.device, machine.channels_last)
-        total = 0.0
-        for name, opt in s.optimizers.items():
-            with machine.autocast():
-                out = run_step(task, model, batch, loss_fn, name, model.backbone.data_config)
-            scaler.scale(out.loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            opt.zero_grad(set_to_none=True)
-            total += float(out.loss.detach())
+        # the training step itself, each optimizer at the swept rate (no schedule, no clipping, no accumulation)
+        outs = train_step(task, model, batch, state.loss_fn, state.optimizers, state.scaler, machine, s.data_config)
+        total = sum(float(out.loss.detach()) for out in outs.values())
         lrs.append(lr)
         losses.append(total)
         smoothed = smooth(losses)
