@@ -62,7 +62,7 @@ def test_the_plugin_example_installs_and_trains(tmp_path, monkeypatch, image_fol
 
 
 def test_known_models_resolve():
-    from zoo_core.cli import known_models
+    from zoo_core.registry.registry_file import known_models
     from zoo_core.registry.plugins import get_zoo
 
     models = known_models(get_zoo())

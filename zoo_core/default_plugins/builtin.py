@@ -1,5 +1,6 @@
 """zoo-core's own components, registered through the same hooks as any plugin: backbones, generic
-regression losses and exporters. No task's components: those come with the task's plugin.
+regression losses, exporters, and the commands beyond the core ones (lr-find, inspect, compress, serve,
+plugin, cache; commands.py). No task's components: those come with the task's plugin.
 
 Like any plugin's registration module it imports no torch: implementations are named "module:attr"
 and imported when used (see zoo_core/contract/specs.py)."""
@@ -7,7 +8,7 @@ and imported when used (see zoo_core/contract/specs.py)."""
 from __future__ import annotations
 
 from ..contract.hookspecs import hookimpl
-from ..contract.specs import BackboneSpec, ExporterSpec, LossSpec
+from ..contract.specs import BackboneSpec, CommandSpec, ExporterSpec, LossSpec
 from ..model.small_nets import SMALL_NETS
 
 # Losses on tensors of the same shape as the target: any output kind a task declares as "regression/...".
@@ -67,3 +68,11 @@ def register_exporters(register):
     register(ExporterSpec("onnx-int8", "zoo_core.prediction.export:export_onnx_int8", ".int8.onnx",
                           "8-bit ONNX (ONNX Runtime quantization: static QDQ per-channel calibrated on training "
                           "images, or mode=dynamic); reports size, latency and validation scores against float32"))
+
+
+@hookimpl
+def register_commands(register):
+    # what `zoo --help` lists for each is the first line of its function's docstring, read from source
+    for name, attr in (("lr-find", "lr_find_cmd"), ("inspect", "inspect_cmd"), ("compress", "compress"),
+                       ("serve", "serve"), ("plugin", "plugin"), ("cache", "cache")):
+        register(CommandSpec(name, f"zoo_core.default_plugins.commands:{attr}"))

@@ -101,3 +101,26 @@ def upsert_model(path: str | Path, name: str, entry: dict[str, Any]) -> Path:
     new = "".join(blocks)
     tomllib.loads(new)  # never write a file we could not read back
     return atomic_write(path, lambda p: p.write_text(new))
+
+
+def catalog(zoo, registry: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """registry.toml's plugins and models, each marked installed or not, with what to pip install."""
+    data = load_registry(registry)
+    installed = {p.source for p in zoo.plugins if not p.error}
+    plugins = [{**p, "installed": p["distribution"] in installed} for p in data["plugin"]]
+    install = {p["name"]: p.get("install", f"pip install {p['distribution']}") for p in data["plugin"]}
+    by_task = {p.get("task"): p["name"] for p in data["plugin"] if p.get("task")}
+    models = []
+    for m in data["model"]:
+        available = ((not m.get("task") or m["task"] in zoo.tasks)  # knows(): answered without importing timm
+                     and (m.get("repo") or zoo.backbones.knows(m.get("backbone", ""))))
+        entry = {**m, "available": bool(available)}
+        if not available:
+            needed = m.get("plugin") or by_task.get(m.get("task"))
+            entry["install"] = install.get(needed, f"pip install {needed}") if needed else None
+        models.append(entry)
+    return {"plugins": plugins, "models": models}
+
+
+def known_models(zoo, registry: str | None = None) -> list[dict[str, Any]]:
+    return catalog(zoo, registry)["models"]
