@@ -89,6 +89,16 @@ def load_image(path: str | Path, channels: int = 3) -> Image.Image:
             return to_mode(img, channels)
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(h, w) of an image file as zoo loads it, read from its header: EXIF orientation applied (a photo
+    rotated by its EXIF tag swaps them), so boxes, points and masks are checked against the right size."""
+    with Image.open(path) as img:
+        w, h = img.size
+        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            w, h = h, w
+    return h, w
+
+
 def open_image(image: str | Path | Image.Image, channels: int = 3) -> Image.Image:
     """A path or PIL image in the mode the model wants; a file that cannot be read is a one-line ZooError."""
     if isinstance(image, Image.Image):

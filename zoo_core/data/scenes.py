@@ -3,7 +3,7 @@
 scikit-image ships a few real photographs and textures inside its wheel, so scenes made of them need no
 download. Every function draws from the `numpy.random.Generator` it is given, so a seed fixes a dataset.
 Used by the box, detection and segmentation plugins' embedded defaults; a plugin that calls these
-declares `scikit-image` among its own dependencies (zoo-core does not need it)."""
+declares `scikit-image` among its own dependencies, or installs `zoo-core[scenes]` (zoo-core does not need it)."""
 
 from __future__ import annotations
 
