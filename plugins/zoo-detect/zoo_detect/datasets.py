@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torchvision import tv_tensors
 from zoo_core import (
     SCENE_CLASSES,
@@ -29,6 +28,7 @@ from zoo_core import (
     check_listed_images,
     find_images,
     generate_scenes,
+    image_size,
     random_split,
     skipped_example,
 )
@@ -62,15 +62,6 @@ def check_box(box: list[float], size: tuple[int, int], where: str) -> list[float
     if x0 < -TOLERANCE or y0 < -TOLERANCE or x1 > w + TOLERANCE or y1 > h + TOLERANCE:
         raise ZooError(f"{where}: box [{x0:g}, {y0:g}, {x1:g}, {y1:g}] lies outside its {w}x{h} image")
     return [max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)]
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(h, w) as zoo loads the image: EXIF orientation applied (a rotated photo swaps them)."""
-    with Image.open(path) as img:
-        w, h = img.size
-        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-            w, h = h, w
-    return h, w
 
 
 def check_classes(names: list[str], reference_info: dict | None, where: str) -> list[str]:

@@ -20,10 +20,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torchvision import tv_tensors
-from zoo_core import (DataConfig, DataSplits, ZooError, check_listed_images, random_split, resolve_path, skipped_example,
-                      split_column)
+from zoo_core import (
+    DataConfig,
+    DataSplits,
+    ZooError,
+    check_listed_images,
+    image_size,
+    random_split,
+    skipped_example,
+    split_column,
+)
 
 from .faces import NAMES, SKELETON, generate_faces
 from .points import flip_permutation, layout, mean_shape
@@ -117,15 +124,6 @@ def faces_dataset(source: str | None, *, data_config: DataConfig, seed: int, val
 
 def is_csv(source: str) -> bool:
     return Path(source).is_file() and Path(source).suffix.lower() in (".csv", ".tsv")
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(h, w) as zoo loads the image: EXIF orientation applied (a rotated photo swaps them)."""
-    with Image.open(path) as img:
-        w, h = img.size
-        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-            w, h = h, w
-    return h, w
 
 
 def _number(cell: str) -> float | None:

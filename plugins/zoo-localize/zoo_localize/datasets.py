@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torchvision import tv_tensors
 from zoo_core import (
     PATH_COLUMNS,
@@ -19,6 +18,7 @@ from zoo_core import (
     DataSplits,
     ZooError,
     check_listed_images,
+    image_size,
     photo_crop,
     random_split,
     read_csv,
@@ -91,15 +91,6 @@ def is_csv(source: str) -> bool:
     return Path(source).is_file() and Path(source).suffix.lower() in (".csv", ".tsv")
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    """(h, w) as zoo loads the image: EXIF orientation applied (a rotated photo swaps them)."""
-    with Image.open(path) as img:
-        w, h = img.size
-        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-            w, h = h, w
-    return h, w
-
-
 def _parse_box(row: dict[str, str], where: str) -> list[float]:
     try:
         box = [float(row[c]) for c in BOX_COLUMNS]
@@ -135,7 +126,7 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
     for n, (f, r, box) in enumerate(zip(files, rows, boxes)):
         if f not in readable:
             continue
-        h, w = _image_size(f)
+        h, w = image_size(f)
         x0, y0, x1, y1 = box
         if x0 < -TOLERANCE or y0 < -TOLERANCE or x1 > w + TOLERANCE or y1 > h + TOLERANCE:
             raise ZooError(f"{path}:{n + 2}: box {box} lies outside its {w}x{h} image {r['path']}")

@@ -25,6 +25,7 @@ from zoo_core import (
     check_listed_images,
     find_images,
     generate_scenes,
+    image_size,
     random_split,
     skipped_example,
 )
@@ -70,15 +71,6 @@ def _check_reference(classes: list[str], reference_info: dict | None, where: str
     if reference_info is not None and len(classes) > len(reference_info["classes"]):
         raise ZooError(f"{where}: has {len(classes)} classes, the model knows {len(reference_info['classes'])} "
                        f"({', '.join(reference_info['classes'])})")
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    """(h, w) as zoo loads the image: EXIF orientation applied (a rotated photo swaps them)."""
-    with Image.open(path) as img:
-        w, h = img.size
-        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-            w, h = h, w
-    return h, w
 
 
 # ---------------------------------------------------------------------------------------- scenes
@@ -202,8 +194,8 @@ def mask_folder_dataset(source: str, *, data_config: DataConfig, seed: int, val_
     counts = np.zeros(256, np.int64)
     for f, m in pairs:
         labels = read_mask(m, colors)
-        if labels.shape != _image_size(f):
-            h, w = _image_size(f)
+        if labels.shape != image_size(f):
+            h, w = image_size(f)
             raise ZooError(f"{m}: mask is {labels.shape[1]}x{labels.shape[0]}, its image {f.name} is {w}x{h}")
         values = np.unique(labels)
         bad = [int(v) for v in values if v != ignore_index and (v < 0 or v > 255 or (known is not None and v >= known))]
@@ -314,8 +306,8 @@ def coco_dataset(source: str, *, data_config: DataConfig, seed: int, val_fractio
     for e in entries:
         if e["file"] not in readable:
             continue
-        if _image_size(e["file"]) != e["size"]:
-            h, w = _image_size(e["file"])
+        if image_size(e["file"]) != e["size"]:
+            h, w = image_size(e["file"])
             raise ZooError(f"{path}: {e['file'].name} is {w}x{h}, the JSON says {e['size'][1]}x{e['size'][0]}")
         kept.append(e)
     if not kept:
