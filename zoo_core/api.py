@@ -17,29 +17,35 @@ from __future__ import annotations
 
 import inspect as _inspect
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base.errors import ZooError
-from .prediction.predictor import (  # noqa: F401  (the user API)
-    Exported,
-    Predictor,
-    Pretrained,
-    Run,
-    load_exported,
-    load_pretrained,
-    Skipped,
-    expand_inputs,
-    load_run,
-    load_target,
-    resolve_target,
-)
-from .training.trainer import Interrupted, TrainResult  # noqa: F401  (what train returns, or raises)
-from .training.trainer import train as _train
+
+if TYPE_CHECKING:
+    from .prediction.predictor import Predictor
+
+# Loaded on first use, like zoo_core's own names: they import torch, and `zoo list` should not wait for it.
+_LAZY = {
+    **dict.fromkeys(["Predictor", "Run", "Exported", "Pretrained", "Skipped", "load_run", "load_exported",
+                     "load_pretrained", "load_target", "expand_inputs", "resolve_target"], "prediction.predictor"),
+    **dict.fromkeys(["TrainResult", "Interrupted"], "training.trainer"),
+}
 
 
-def train(task: str, **settings: Any) -> TrainResult:
-    """Train a task; keyword arguments are the CLI's flags (config=, resume=, epochs=, data=, ...)."""
-    return _train(task, **settings)
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __package__), name)
+    raise AttributeError(f"module 'zoo_core.api' has no attribute {name!r}")
+
+
+def train(task: str, **settings: Any):
+    """Train a task; keyword arguments are the CLI's flags (config=, resume=, epochs=, data=, ...).
+    Returns a TrainResult (run_dir, best, status, seconds); Ctrl-C raises Interrupted (resumable)."""
+    from .training.trainer import train as run_training
+
+    return run_training(task, **settings)
 
 
 def pull(model: str, registry: str | Path | None = None) -> Path:
@@ -52,6 +58,8 @@ def pull(model: str, registry: str | Path | None = None) -> Path:
 
 def run_directory(target: str | Path) -> Path:
     """A trained run's directory: the directory itself, or for `hf-hub:ID[@REV]` the model pulled from the Hub."""
+    from .prediction.predictor import resolve_target
+
     kind, what = resolve_target(str(target))
     if kind != "run":
         raise ZooError(f"{target}: a backbone, not a trained run; give a run directory or hf-hub:NAMESPACE/NAME")
@@ -64,6 +72,7 @@ def export(run: str | Path | Predictor, fmt: str = "onnx", out: str | Path | Non
     `fmt`; `options` are the exporter's (opset=17, mode="dynamic"). Returns (the file written, facts: size,
     parity with PyTorch, and for int8 its latency and validation scores)."""
     from .prediction.export import export as export_predictor
+    from .prediction.predictor import Predictor, load_run
 
     predictor = run if isinstance(run, Predictor) else load_run(run_directory(run), device="cpu")
     return export_predictor(predictor, fmt, out, **options)
@@ -75,6 +84,7 @@ def push(run_dir: str | Path, repo_id: str, *, private: bool = False, revision: 
     """`zoo push`: a trained run to the Hugging Face Hub in one commit (weights, config, model card, curves,
     and each of `with_formats` exported). Returns {"url", "revision", "commit", "files"}."""
     from .hub.hub import push as hub_push
+    from .prediction.predictor import load_run
 
     if not Path(run_dir).is_dir():
         raise ZooError(f"{run_dir}: no such run directory")
