@@ -56,6 +56,13 @@ def pull(model: str, registry: str | Path | None = None) -> Path:
     return hub_pull(model, registry)[0]
 
 
+def hub_ref(model: str, registry: str | Path | None = None) -> str:
+    """The Hub repository (namespace/name[@revision]) `model` names: itself, hf-hub:..., or a registry model's."""
+    from .hub.hub import parse_ref
+
+    return str(parse_ref(model, registry))
+
+
 def run_directory(target: str | Path) -> Path:
     """A trained run's directory: the directory itself, or for `hf-hub:ID[@REV]` the model pulled from the Hub."""
     from .prediction.predictor import resolve_target

@@ -16,9 +16,13 @@ from .console import (
     describe_export,
     exporter_options,
     friendly,
+    is_worker,
+    launch_processes,
     report_failure,
+    settings_from,
     train_options,
 )
+
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="zoo-core", prog_name="zoo")
@@ -102,25 +106,21 @@ def list_cmd(as_json: bool, backbone_pattern: str | None, registry: str | None):
 def train(task: str | None, sets: tuple[str, ...], config: str | None, resume: str | None, quiet: bool, nproc: int,
           **flags):
     """Train TASK (zoo list shows them) on its embedded dataset, or on --data."""
-    from .base import distributed
-    from .base.config import parse_set
-
     if task is None and resume is None:
         raise ZooError("name a task (zoo train TASK) or a run to continue (--resume RUN); zoo list shows tasks")
-    if nproc > 1 and not distributed.under_launcher():  # the same command, once per process, under torchrun
-        sys.exit(distributed.launch(nproc, distributed.command_line("train")))
-    settings = {**{k: v for k, v in flags.items() if v is not None}, **parse_set(sets)}
+    launch_processes(nproc, "train")  # the same command, once per process, under torchrun
+    settings = settings_from(flags, sets)
     from .api import Interrupted
     from .api import train as run_training
 
     try:
         result = run_training(task or "", config=config, resume=resume, quiet=quiet, **settings)
     except (ZooError, Interrupted, KeyboardInterrupt) as e:
-        if distributed.is_worker():  # rank 0 says it once for all processes
+        if is_worker():  # rank 0 says it once for all processes
             sys.exit(report_failure(e) if not isinstance(e, (ZooError, Interrupted)) else
                      (e.exit_code if isinstance(e, Interrupted) else EXIT_USER_ERROR))
         raise
-    if distributed.is_worker():
+    if is_worker():
         return
     metric = next((k for k in result.best if k != "epoch"), None)
     summary = f"{metric} {result.best[metric]:.4f} (best, epoch {result.best['epoch']})" if metric else "no epoch finished"
@@ -305,9 +305,10 @@ def push(run: str, repo_id: str, private: bool, revision: str | None, message: s
 def pull(model: str, registry: str | None):
     """Download a model pushed with zoo push into the Hugging Face cache (weights, config, card; never a
     pickle). Afterwards hf-hub:ID works offline (HF_HUB_OFFLINE=1)."""
-    from .hub.hub import pull as hub_pull
+    from .api import hub_ref
+    from .api import pull as pull_model
 
-    folder, ref = hub_pull(model, registry)
+    folder, ref = pull_model(model, registry), hub_ref(model, registry)
     config = json.loads((folder / "config.json").read_text())
     best = {k: v for k, v in config.get("best", {}).items() if k != "epoch"}
     scores = "  ".join(f"{k} {v:.4f}" for k, v in best.items())

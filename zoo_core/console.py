@@ -222,3 +222,25 @@ class ZooGroup(click.Group):
         except BaseException as e:  # a plugin's command, or anything outside a friendly command
             sys.exit(report_failure(e))
         sys.exit(0)
+
+
+def settings_from(flags: dict[str, Any], sets: tuple[str, ...]) -> dict[str, Any]:
+    """The settings a training command was given: its flags (those given), then each --set KEY=VALUE."""
+    from .base.config import parse_set
+
+    return {**{k: v for k, v in flags.items() if v is not None}, **parse_set(sets)}
+
+
+def launch_processes(nproc: int, command: str) -> None:
+    """--nproc N: the same command once per process under torchrun; this process exits with theirs."""
+    from .base import distributed
+
+    if nproc > 1 and not distributed.under_launcher():
+        sys.exit(distributed.launch(nproc, distributed.command_line(command)))
+
+
+def is_worker() -> bool:
+    """One of several training processes, but not rank 0 (which speaks for all)."""
+    from .base import distributed
+
+    return distributed.is_worker()

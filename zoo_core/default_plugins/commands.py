@@ -32,11 +32,11 @@ def lr_find_cmd(task: str, sets: tuple[str, ...], config: str | None, resume: st
     import shlex
 
     from ..api import lr_find
-    from ..base.config import parse_set
+    from ..console import settings_from
 
     if resume:
         raise ZooError("--resume: zoo lr-find starts from the run's config, not a checkpoint; give the training flags")
-    settings = {**{k: v for k, v in flags.items() if v is not None}, **parse_set(sets)}
+    settings = settings_from(flags, sets)
     result = lr_find(task, config=config, start_lr=start_lr, end_lr=end_lr, steps=steps, plot=plot, quiet=quiet,
                      **settings)
     # the same command line as a training run, with the suggestion as its --lr
