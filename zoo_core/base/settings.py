@@ -154,7 +154,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("channels_last", bool, True, "channels_last memory format on CUDA and CPU (faster convolutions).", group="machine"),
     S("workers", int, -1, "Data-loading processes (-1: auto).", min=-1, max=256, group="machine"),
     S("out", str, None, "Run directory (default runs/<task>-NNN).", nullable=True, group="machine"),
-    # --- caches and the CPU default (zoo_core/training/cache.py)
+    # --- caches and the CPU default (zoo_core/training/cache.py, features.py)
     S("cache_disk_gb", float, 10.0, "Largest size of zoo's on-disk cache of features and decoded images ($ZOO_CACHE); "
       "least recently used files are evicted beyond it; 0: nothing on disk.", min=0.0, group="data", flag=False),
     S("image_cache", str, "auto", "Decoded-image cache: auto (memory up to image_cache_gb, then disk), memory, disk or off.",
@@ -171,7 +171,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 del S
 
-# What cpu_recipe sets on a CPU (zoo_core/training/cache.py: apply_cpu_recipe); the task's epochs stay.
+# What cpu_recipe sets on a CPU (zoo_core/training/features.py: apply_cpu_recipe); the task's epochs stay.
 CPU_RECIPE = {"mode": "frozen", "cache_features": True}
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
