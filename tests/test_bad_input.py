@@ -17,6 +17,8 @@ from PIL import Image
 
 from zoo_core.cli import main
 
+pytestmark = pytest.mark.zoo_plugins("classify", "keypoints", "multitask")  # trains them: skipped without
+
 TINY = ["--backbone", "cnn2", "--no-pretrained", "--image-size", "16", "--epochs", "1", "--batch-size", "8",
         "--workers", "0", "--device", "cpu"]
 
