@@ -63,11 +63,11 @@ def test_optimizers_and_schedules(tmp_path, image_folder, extra):
         assert cfg["train"][k] == v
 
 
-def test_toml_config_and_flags_win(tiny_task, tmp_path, image_folder):
+def test_toml_config_and_flags_win(tmp_path, image_folder):
     cfg_file = tmp_path / "run.toml"
     cfg_file.write_text('epochs = 3\nlr = 0.01\n[head]\nname = "mlp"\nhidden = 12\ndropout = 0.1\n')
     out = tmp_path / "run"
-    train(tiny_task, data=str(image_folder()), out=str(out), config=str(cfg_file), **FAST)  # FAST has epochs=1
+    train("classify", data=str(image_folder()), out=str(out), config=str(cfg_file), **FAST)  # FAST has epochs=1
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["train"]["epochs"] == 1 and cfg["train"]["lr"] == 0.01
     assert cfg["model"]["head"] == "mlp" and cfg["model"]["head_options"] == {"hidden": 12, "dropout": 0.1}
