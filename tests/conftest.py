@@ -1,6 +1,7 @@
-"""The core tests' fixtures. Those a plugin's tests need too (`image_folder`, `hub`, `offline`, `tiny_task`) are
-zoo_core.testing's, registered by zoo-core's pytest11 entry point; the core tests' fast settings are in
-fast_settings.py (imported by name: a conftest module never is, as every test folder may have its own)."""
+"""The core tests' fixtures. Those a plugin's tests need too (`image_folder`, `in_tmp`, `hub`, `offline`,
+`tiny_task`) are zoo_core.testing's, registered by zoo-core's pytest11 entry point; the core tests' fast
+settings are in fast_settings.py (imported by name: a conftest module never is, as every test folder may have
+its own)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,6 @@ import pytest
 from zoo_core.testing import isolate_environment
 
 isolate_environment()  # no network, and a fresh zoo cache for the session
-
-
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.fixture(scope="session")

@@ -86,12 +86,6 @@ def no_run_created(cwd: Path) -> None:
     assert not runs.exists() or not any(runs.iterdir()), sorted(p.name for p in runs.iterdir())
 
 
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     """One tiny trained run on classes a and b, shared read-only (tests that check it stays untouched copy it)."""

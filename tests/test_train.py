@@ -69,7 +69,8 @@ def test_ctrl_c_in_the_first_epoch_still_leaves_a_checkpoint(tiny_task, tmp_path
     assert [r["epoch"] for r in metrics_of(out)] == [1, 2]
 
 
-def test_a_signal_just_after_the_checkpoint_is_renamed_waits_for_the_run_to_know_it(tiny_task, tmp_path, image_folder, monkeypatch):
+def test_a_signal_just_after_the_checkpoint_is_renamed_waits_for_the_run_to_know_it(tiny_task, tmp_path, image_folder,
+                                                                                    monkeypatch):
     """SIGTERM the instant epoch 1's checkpoint lands: config.json and metrics.jsonl must say epoch 1 too,
     or the resume the error line advises is refused (seen once in CI, 1 run in 16)."""
     out, real_replace, renames = tmp_path / "run", os.replace, []

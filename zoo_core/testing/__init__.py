@@ -16,7 +16,8 @@ Also: `run_zoo` (zoo in its own process), `make_image` and `image_folder` (small
 
 pytest fixtures (no import needed: zoo-core registers them through its `pytest11` entry point), in
 zoo_core/testing/fixtures.py: `hub` (a local Hub-compatible server), `offline` (no network for the test),
-`image_folder` (a builder of class folders under tmp_path), `tiny_task` (the test task, installed).
+`in_tmp` (the test runs in an empty folder), `image_folder` (a builder of class folders under tmp_path),
+`tiny_task` (the test task, installed); and the mark `zoo_plugins(*names)` (skipped without those plugins).
 """
 
 from __future__ import annotations

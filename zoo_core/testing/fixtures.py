@@ -98,6 +98,13 @@ def tiny_task(tmp_path):
 
 
 @pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """The test runs in its own empty folder (tmp_path, returned), as a user runs zoo in a project folder."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
 def image_folder(tmp_path):
     """build(classes=("red", "green", "blue"), per_class=8, root_name="pets", presplit=False) -> tmp/<root_name>:
     a folder per colour class of small noisy PNGs (zoo_core.testing.image_folder)."""

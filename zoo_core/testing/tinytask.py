@@ -25,7 +25,8 @@ OUTPUT = "logits/tiny"
 
 @hookimpl
 def register_tasks(register):
-    register(TaskSpec(NAME, f"{__name__}_task:TinyTask", OUTPUT, "a test task: colour classes, accuracy (zoo_core.testing)"))
+    register(TaskSpec(NAME, f"{__name__}_task:TinyTask", OUTPUT,
+                      "a test task: colour classes, accuracy (zoo_core.testing)"))
 
 
 @hookimpl
