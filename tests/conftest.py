@@ -1,67 +1,17 @@
-"""Shared fixtures: tiny generated image folders and fast training settings (2 CPU cores)."""
+"""The core tests' fixtures. Those a plugin's tests need too (`image_folder`, `in_tmp`, `hub`, `offline`,
+`tiny_task`) are zoo_core.testing's, registered by zoo-core's pytest11 entry point; the core tests' fast
+settings are in fast_settings.py (imported by name: a conftest module never is, as every test folder may have
+its own)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-# Never wait on the network in tests: nothing listens on port 9 of the loopback.
-os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")
-# zoo's cache (features, decoded images, converted weights, ONNX files) in one folder for the session,
-# shared by the tests and the processes they start: never the user's ~/.cache/zoo, and never stale.
-os.environ.setdefault("ZOO_CACHE", tempfile.mkdtemp(prefix="zoo-test-cache-"))
+from zoo_core.testing import isolate_environment
 
-ZOO = [sys.executable, "-m", "zoo_core.cli"]
-
-# A small from-scratch CNN on 16x16 images, one epoch: a real training run in well under a second.
-FAST = dict(backbone="cnn2", pretrained=False, image_size=16, epochs=1, batch_size=8, workers=0, quiet=True)
-FAST_FLAGS = ["--backbone", "cnn2", "--no-pretrained", "--image-size", "16", "--epochs", "1",
-              "--batch-size", "8", "--workers", "0"]
-
-
-def make_image(path: Path, colour: tuple[int, int, int], size: int = 20, seed: int = 0) -> Path:
-    """A noisy image dominated by one colour: easy to learn, never identical."""
-    rng = np.random.default_rng(seed)
-    arr = np.clip(np.array(colour, dtype=float) + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path)
-    return path
-
-
-COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
-
-
-@pytest.fixture
-def image_folder(tmp_path):
-    """tmp/pets/<class>/*.png: three colour classes, 8 images each."""
-
-    def build(classes=("red", "green", "blue"), per_class=8, root_name="pets", presplit=False):
-        root = tmp_path / root_name
-        for c in classes:
-            for i in range(per_class):
-                sub = (root / ("val" if i % 4 == 0 else "train") / c) if presplit else root / c
-                make_image(sub / f"{c}_{i}.png", COLOURS[c], seed=i + 100 * list(COLOURS).index(c))
-        return root
-
-    return build
-
-
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def run_zoo(*args: str, cwd=None, env=None, timeout=300) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([*ZOO, *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout)
+isolate_environment()  # no network, and a fresh zoo cache for the session
 
 
 @pytest.fixture(scope="session")

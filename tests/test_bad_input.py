@@ -17,6 +17,8 @@ from PIL import Image
 
 from zoo_core.cli import main
 
+pytestmark = pytest.mark.zoo_plugins("classify", "keypoints", "multitask")  # trains them: skipped without
+
 TINY = ["--backbone", "cnn2", "--no-pretrained", "--image-size", "16", "--epochs", "1", "--batch-size", "8",
         "--workers", "0", "--device", "cpu"]
 
@@ -82,12 +84,6 @@ def no_run_created(cwd: Path) -> None:
     """A failing train leaves no run directory (runs/ itself may exist, empty)."""
     runs = cwd / "runs"
     assert not runs.exists() or not any(runs.iterdir()), sorted(p.name for p in runs.iterdir())
-
-
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,14 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from conftest import COLOURS, FAST, make_image, run_zoo
+from fast_settings import FAST
 from zoo_core import train
 from zoo_core.model.backbones import SmallNet
 from zoo_core.data.decoded import DecodedImages, decode
+from zoo_core.testing import COLOURS, make_image, metrics_of, run_zoo
 from zoo_core.data.transforms import SampleDataset
+
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
 
 
 @pytest.fixture(autouse=True)
@@ -62,10 +65,6 @@ def cached_run(data, out, weights, **extra):
 def counts(run_dir: Path) -> tuple[int, int]:
     line = re.search(r"features: (\d+) reused, (\d+) computed", (Path(run_dir) / "train.log").read_text())
     return int(line.group(1)), int(line.group(2))
-
-
-def metrics_of(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
 
 
 def assert_same_metrics(a: Path, b: Path, rel: float = 1e-5) -> None:

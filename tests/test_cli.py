@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import FAST_FLAGS, run_zoo
+from fast_settings import FAST_FLAGS
 from zoo_core.cli import main
 from zoo_core.data.images import stratified_split
+from zoo_core.testing import run_zoo
+
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
 
 
 def zoo(*args: str):

@@ -12,6 +12,8 @@ from safetensors.torch import load_file
 
 from zoo_core import load_run, train
 
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
+
 TINY = dict(backbone="cnn2", pretrained=False, image_size=16, batch_size=8, workers=0, quiet=True, device="cpu")
 
 

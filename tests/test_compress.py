@@ -7,21 +7,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from zoo_core import load_exported, load_run
-from zoo_core.cli import main
 from zoo_core.model.pruning import parameter_count
 from zoo_core.prediction.export import export
-from zoo_core.testing import tiny_train
+from zoo_core.testing import cli, tiny_train
+
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
 
 pytest.importorskip("torch_pruning")
 
 DIGITS = {"epochs": 2, "image_size": 16, "batch_size": 64, "augment": "none"}  # cnn2 on digits, 1,438 + 359 images
-
-
-def cli(*args: str):
-    return CliRunner().invoke(main, list(args))
 
 
 @pytest.fixture(autouse=True)

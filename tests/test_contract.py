@@ -15,10 +15,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import FAST, FAST_FLAGS, make_image, run_zoo
+from fast_settings import FAST, FAST_FLAGS
 from zoo_core import load_run, train
 from zoo_core.cli import main
 from zoo_core.registry.plugins import get_zoo
+from zoo_core.testing import make_image, metrics_of, one_line_error, run_zoo, without_time
+
+pytestmark = pytest.mark.zoo_plugins("classify", "localize", "efficientnet-lite")  # trains them: skipped without
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE_FILES = sorted((ROOT / "zoo_core").glob("*.py"))
@@ -35,25 +38,9 @@ def install(site: Path, module: str, source: str, ep_name: str, version: str = "
     (info / "entry_points.txt").write_text(f"[zoo]\n{ep_name} = {module}\n")
 
 
-
 def zoo(*args: str):
     get_zoo.cache_clear()
     return CliRunner().invoke(main, list(args))
-
-
-def one_line_error(result) -> str:
-    """exit 1, exactly one stderr line starting 'Error: ', no traceback, no escaped exception."""
-    exc = result.exception
-    assert exc is None or isinstance(exc, SystemExit), f"an exception escaped: {exc!r}"
-    assert result.exit_code == 1, f"exit {result.exit_code}; stderr: {result.stderr}"
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
-
-
-def metrics_of(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 # A plugin using every part of the contract that zoo-classify does not.
@@ -464,10 +451,6 @@ def interrupted_then_resumed(task: str, out: Path, monkeypatch, **settings) -> N
             train(task, out=str(out), **settings)
     assert torch.load(out / "last.state.pt", weights_only=True)["epoch"] == 1
     assert train("", resume=str(out), quiet=True).status == "completed"
-
-
-def without_time(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
 
 def test_a_task_with_two_named_optimizers_trains_logs_and_resumes(contract_plugin, tmp_path, image_folder, monkeypatch):

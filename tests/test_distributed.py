@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from conftest import run_zoo
 from zoo_core import train
+from zoo_core.testing import run_zoo
+
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
 
 SETTINGS = dict(backbone="cnn1", pretrained=False, image_size=16, batch_size=8, workers=0, mode="finetune",
                 augment="none", seed=1, lr=3e-3)

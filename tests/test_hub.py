@@ -13,10 +13,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from zoo_core.testing.hubserver import go_offline
 from zoo_core.cli import main
 from zoo_core.registry.plugins import get_zoo
-from zoo_core.testing import tiny_train
+from zoo_core.testing import one_line_error, tiny_train
+from zoo_core.testing.hubserver import go_offline
+
+pytestmark = pytest.mark.zoo_plugins("classify", "localize")  # trains them: skipped without
 
 TOKEN = "hf_test"
 
@@ -24,14 +26,6 @@ TOKEN = "hf_test"
 def zoo(*args: str):
     get_zoo.cache_clear()
     return CliRunner().invoke(main, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
 
 
 def images(tmp_path: Path) -> list[Path]:

@@ -16,6 +16,8 @@ from PIL import Image
 from zoo_core.cli import main
 from zoo_core.data.images import check_image, load_image, scan_images, to_mode
 
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
+
 TINY = ["--backbone", "cnn2", "--no-pretrained", "--image-size", "16", "--epochs", "1", "--batch-size", "8",
         "--workers", "0", "--device", "cpu"]
 WHITE, RED, GREEN, BLUE = (255, 255, 255), (255, 0, 0), (0, 255, 0), (0, 0, 255)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import COLOURS, FAST, make_image
+from fast_settings import FAST
+from zoo_core.testing import COLOURS, make_image
 from PIL import Image
 from torch import nn
 
@@ -19,6 +20,8 @@ from zoo_core.cli import main
 from zoo_core.model.model import ZooModel
 from zoo_core.registry.plugins import get_zoo
 from zoo_core.model.summary import default_layers, summarise
+
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
 
 TIMM = "timm:test_efficientnet"
 

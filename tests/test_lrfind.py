@@ -12,6 +12,8 @@ from PIL import Image
 from zoo_core.cli import main
 from zoo_core.training.lrfind import lr_find, smooth, steepest
 
+pytestmark = pytest.mark.zoo_plugins("classify", "localize")  # trains them: skipped without
+
 TINY = dict(backbone="cnn2", pretrained=False, image_size=16, batch_size=8, workers=0, device="cpu")
 
 

@@ -13,10 +13,13 @@ import pytest
 
 from click.testing import CliRunner
 
-from conftest import FAST_FLAGS, run_zoo
+from fast_settings import FAST_FLAGS
 from zoo_core.cli import main
 from zoo_core.base.errors import ZooError
 from zoo_core.registry.registries import Component, Registry
+from zoo_core.testing import run_zoo
+
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
 
 ROOT = Path(__file__).resolve().parents[1]
 

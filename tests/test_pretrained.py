@@ -8,12 +8,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import make_image
 from zoo_core import ZooError
 from zoo_core.prediction.predictor import Pretrained, resolve_target
 from zoo_core.cli import main
 from zoo_core.base.config import normalise
 from zoo_core.registry.plugins import get_zoo
+from zoo_core.testing import make_image
+
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
 
 
 @pytest.fixture

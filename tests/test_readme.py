@@ -7,9 +7,12 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
-from conftest import FAST_FLAGS
+from fast_settings import FAST_FLAGS
+
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -15,11 +15,13 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from conftest import run_zoo
 from zoo_core.cli import main
 from zoo_core.registry.plugins import get_zoo
 from zoo_core.registry.registries import CORE_ARGUMENTS, NOT_FOUND, static_options
 from zoo_core.contract.specs import Lazy
+from zoo_core.testing import run_zoo
+
+pytestmark = pytest.mark.zoo_plugins("classify", "detect", "efficientnet-lite")  # trains them: skipped without
 
 HEAVY = {"torch", "torchvision", "timm", "numpy", "PIL", "huggingface_hub", "safetensors"}
 

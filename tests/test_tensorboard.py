@@ -12,6 +12,8 @@ from zoo_core import train
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
+pytestmark = pytest.mark.zoo_plugins("classify", "localize")  # trains them: skipped without
+
 TINY = dict(backbone="cnn2", pretrained=False, image_size=16, batch_size=8, workers=0, quiet=True, device="cpu")
 
 

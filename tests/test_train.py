@@ -13,55 +13,17 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import zoo_core.training.trainer as trainer
-from conftest import FAST
+from fast_settings import FAST
 from zoo_core import ZooError, load_run, train
 from zoo_core.model.backbones import SmallNet
+from zoo_core.testing import metrics_of, without_time
 
 
-def metrics_of(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-def without_time(rows):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
-
-
-def test_a_run_leaves_every_artifact(tmp_path, image_folder):
-    out = tmp_path / "run"
-    result = train("classify", data=str(image_folder()), out=str(out), **{**FAST, "epochs": 2})
-    assert result.run_dir == out and result.status == "completed"
-    for name in ("best.safetensors", "last.safetensors", "last.state.pt", "config.json", "metrics.jsonl",
-                 "metrics.csv", "curves.png", "confusion_matrix.png", "classification_report.json", "train.log"):
-        assert (out / name).is_file(), name
-    assert not list(out.glob(".*tmp"))  # atomic writes leave no temp files behind
-    rows = metrics_of(out)
-    assert [r["epoch"] for r in rows] == [1, 2]
-    assert {"train_loss", "val_loss", "val_accuracy", "train_accuracy", "lr"} <= set(rows[0])
-    assert (out / "metrics.csv").read_text().splitlines()[0].startswith("epoch,")
-    cfg = json.loads((out / "config.json").read_text())
-    assert cfg["status"] == "completed" and cfg["best"]["epoch"] in (1, 2)
-    assert cfg["model"]["info"]["classes"] == ["blue", "green", "red"]
-    assert cfg["model"]["data_config"]["input_size"] == [1, 16, 16]  # cnn2 is a 1-channel net
-
-
-def test_config_json_alone_rebuilds_the_model(tmp_path, image_folder):
-    data = image_folder()
-    out = tmp_path / "run"
-    train("classify", data=str(data), out=str(out), head="mlp", head_options={"hidden": 16}, **FAST)
-    run = load_run(out, device="cpu")
-    assert run.info["classes"] == ["blue", "green", "red"]
-    preds = run.predict(sorted((data / "red").glob("*.png"))[:2], top_k=2)
-    assert len(preds) == 2 and len(preds[0].to_json()["top"]) == 2
-    assert preds[0].source == str(sorted((data / "red").glob("*.png"))[0])
-    top3 = run.predict([data / "red" / "red_0.png"], top_k=3)[0].to_json()["top"]
-    assert abs(sum(t["probability"] for t in top3) - 1) < 1e-4
-
-
-def test_same_seed_same_run(tmp_path, image_folder):
+def test_same_seed_same_run(tiny_task, tmp_path, image_folder):
     data = str(image_folder())
-    a = train("classify", data=data, out=str(tmp_path / "a"), seed=3, **{**FAST, "epochs": 2})
-    b = train("classify", data=data, out=str(tmp_path / "b"), seed=3, **{**FAST, "epochs": 2})
-    c = train("classify", data=data, out=str(tmp_path / "c"), seed=4, **{**FAST, "epochs": 2})
+    a = train(tiny_task, data=data, out=str(tmp_path / "a"), seed=3, **{**FAST, "epochs": 2})
+    b = train(tiny_task, data=data, out=str(tmp_path / "b"), seed=3, **{**FAST, "epochs": 2})
+    c = train(tiny_task, data=data, out=str(tmp_path / "c"), seed=4, **{**FAST, "epochs": 2})
     assert without_time(metrics_of(a.run_dir)) == without_time(metrics_of(b.run_dir))
     assert without_time(metrics_of(a.run_dir)) != without_time(metrics_of(c.run_dir))
 
@@ -79,14 +41,14 @@ def interrupt_evaluation_call(monkeypatch, n: int) -> None:
     monkeypatch.setattr(trainer, "evaluate", evaluate)
 
 
-def test_ctrl_c_then_resume_repeats_the_uninterrupted_run(tmp_path, image_folder, monkeypatch):
+def test_ctrl_c_then_resume_repeats_the_uninterrupted_run(tiny_task, tmp_path, image_folder, monkeypatch):
     data = str(image_folder())
-    full = train("classify", data=data, out=str(tmp_path / "full"), **{**FAST, "epochs": 3})
+    full = train(tiny_task, data=data, out=str(tmp_path / "full"), **{**FAST, "epochs": 3})
     out = tmp_path / "run"
     with monkeypatch.context() as m:
         interrupt_evaluation_call(m, 3)
         with pytest.raises(trainer.Interrupted):
-            train("classify", data=data, out=str(out), **{**FAST, "epochs": 3})
+            train(tiny_task, data=data, out=str(out), **{**FAST, "epochs": 3})
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["status"] == "interrupted"
     assert torch.load(out / "last.state.pt", weights_only=True)["epoch"] == 2
@@ -95,19 +57,20 @@ def test_ctrl_c_then_resume_repeats_the_uninterrupted_run(tmp_path, image_folder
     assert without_time(metrics_of(out)) == without_time(metrics_of(full.run_dir))
 
 
-def test_ctrl_c_in_the_first_epoch_still_leaves_a_checkpoint(tmp_path, image_folder, monkeypatch):
+def test_ctrl_c_in_the_first_epoch_still_leaves_a_checkpoint(tiny_task, tmp_path, image_folder, monkeypatch):
     data = str(image_folder())
     out = tmp_path / "run"
     with monkeypatch.context() as m:
         interrupt_evaluation_call(m, 1)
         with pytest.raises(trainer.Interrupted):
-            train("classify", data=data, out=str(out), **{**FAST, "epochs": 2})
+            train(tiny_task, data=data, out=str(out), **{**FAST, "epochs": 2})
     assert torch.load(out / "last.state.pt", weights_only=True)["epoch"] == 0
     assert train("", resume=str(out), quiet=True).status == "completed"
     assert [r["epoch"] for r in metrics_of(out)] == [1, 2]
 
 
-def test_a_signal_just_after_the_checkpoint_is_renamed_waits_for_the_run_to_know_it(tmp_path, image_folder, monkeypatch):
+def test_a_signal_just_after_the_checkpoint_is_renamed_waits_for_the_run_to_know_it(tiny_task, tmp_path, image_folder,
+                                                                                    monkeypatch):
     """SIGTERM the instant epoch 1's checkpoint lands: config.json and metrics.jsonl must say epoch 1 too,
     or the resume the error line advises is refused (seen once in CI, 1 run in 16)."""
     out, real_replace, renames = tmp_path / "run", os.replace, []
@@ -122,19 +85,19 @@ def test_a_signal_just_after_the_checkpoint_is_renamed_waits_for_the_run_to_know
     with monkeypatch.context() as m:
         m.setattr(os, "replace", replace)
         with pytest.raises(trainer.Interrupted):
-            train("classify", data=str(image_folder()), out=str(out), **{**FAST, "epochs": 3})
+            train(tiny_task, data=str(image_folder()), out=str(out), **{**FAST, "epochs": 3})
     assert torch.load(out / "last.state.pt", weights_only=True)["epoch"] == 1
     assert json.loads((out / "config.json").read_text())["epochs_done"] == 1
     assert [r["epoch"] for r in metrics_of(out)] == [1]
     assert train("", resume=str(out), epochs=2, quiet=True).status == "completed"
 
 
-def test_a_budget_stops_after_the_epoch_that_fits_and_resume_goes_on_exactly(tmp_path, image_folder):
+def test_a_budget_stops_after_the_epoch_that_fits_and_resume_goes_on_exactly(tiny_task, tmp_path, image_folder):
     data = str(image_folder())
-    full = train("classify", data=data, out=str(tmp_path / "full"), **{**FAST, "epochs": 3})
+    full = train(tiny_task, data=data, out=str(tmp_path / "full"), **{**FAST, "epochs": 3})
     out = tmp_path / "run"
     # a budget no epoch fits in: the first epoch is trained all the same, then the run stops
-    result = train("classify", data=data, out=str(out), budget=0.001, **{**FAST, "epochs": 3})
+    result = train(tiny_task, data=data, out=str(out), budget=0.001, **{**FAST, "epochs": 3})
     assert result.status == "stopped by --budget"
     saved = json.loads((out / "config.json").read_text())
     assert saved["status"] == "stopped by --budget" and saved["epochs_done"] == 1
@@ -144,9 +107,9 @@ def test_a_budget_stops_after_the_epoch_that_fits_and_resume_goes_on_exactly(tmp
     assert without_time(metrics_of(out)) == without_time(metrics_of(full.run_dir))
 
 
-def test_resume_can_extend_a_finished_run(tmp_path, image_folder):
+def test_resume_can_extend_a_finished_run(tiny_task, tmp_path, image_folder):
     out = tmp_path / "run"
-    train("classify", data=str(image_folder()), out=str(out), **{**FAST, "epochs": 2})
+    train(tiny_task, data=str(image_folder()), out=str(out), **{**FAST, "epochs": 2})
     with pytest.raises(ZooError, match="already trained 2 epochs"):
         train("", resume=str(out), quiet=True)
     train("", resume=str(out), epochs=3, quiet=True)
@@ -161,10 +124,10 @@ def _backbone_weights_file(tmp_path) -> Path:
     return path
 
 
-def test_frozen_mode_trains_only_the_head(tmp_path, image_folder):
+def test_frozen_mode_trains_only_the_head(tiny_task, tmp_path, image_folder):
     weights = _backbone_weights_file(tmp_path)
     out = tmp_path / "run"
-    train("classify", data=str(image_folder()), out=str(out), mode="frozen", weights=str(weights),
+    train(tiny_task, data=str(image_folder()), out=str(out), mode="frozen", weights=str(weights),
           backbone_options={"in_chans": 3}, **{**FAST, "pretrained": True, "epochs": 2})
     start, end = load_file(str(weights)), load_file(str(out / "last.safetensors"))
     for k, v in start.items():  # every backbone tensor, BatchNorm statistics included, is untouched
@@ -174,62 +137,36 @@ def test_frozen_mode_trains_only_the_head(tmp_path, image_folder):
     assert all(r["backbone_frozen"] for r in metrics_of(out))
 
 
-def test_staged_mode_unfreezes_after_freeze_epochs(tmp_path, image_folder):
+def test_staged_mode_unfreezes_after_freeze_epochs(tiny_task, tmp_path, image_folder):
     weights = _backbone_weights_file(tmp_path)
     out = tmp_path / "run"
-    train("classify", data=str(image_folder()), out=str(out), mode="staged", freeze_epochs=1, weights=str(weights),
+    train(tiny_task, data=str(image_folder()), out=str(out), mode="staged", freeze_epochs=1, weights=str(weights),
           backbone_options={"in_chans": 3}, **{**FAST, "epochs": 3})
     assert [r["backbone_frozen"] for r in metrics_of(out)] == [True, False, False]
     start, end = load_file(str(weights)), load_file(str(out / "last.safetensors"))
     assert not torch.equal(end["backbone.body.0.weight"], start["body.0.weight"])
 
 
-def test_early_stopping(tmp_path, image_folder):
+def test_early_stopping(tiny_task, tmp_path, image_folder):
     out = tmp_path / "run"
     # lr must be > 0 (settings.py); one this small changes no prediction, so nothing improves after epoch 1
-    result = train("classify", data=str(image_folder()), out=str(out), lr=1e-12, patience=1, **{**FAST, "epochs": 6})
+    result = train(tiny_task, data=str(image_folder()), out=str(out), lr=1e-12, patience=1, **{**FAST, "epochs": 6})
     assert result.status == "stopped early" and len(metrics_of(out)) == 2
 
 
-@pytest.mark.parametrize("extra", [
-    {"optimizer": "sgd", "schedule": "step", "step_size": 1, "gamma": 0.5},
-    {"schedule": "onecycle"},
-    {"schedule": "cosine", "warmup_epochs": 0.5, "clip_grad": 1.0, "accum_steps": 2},
-    {"schedule": "constant", "loss": "bce", "head": "mlp"},
-])
-def test_optimizers_and_schedules(tmp_path, image_folder, extra):
-    classes = ("red", "blue") if extra.get("loss") == "bce" else ("red", "green", "blue")
-    result = train("classify", data=str(image_folder(classes=classes)), out=str(tmp_path / "run"), **{**FAST, **extra})
-    row = metrics_of(result.run_dir)[0]
-    assert row["val_loss"] == row["val_loss"]  # not NaN
-    cfg = json.loads((result.run_dir / "config.json").read_text())
-    for k, v in extra.items():
-        assert cfg["train"][k] == v
-
-
-def test_step_schedule_decays_per_epoch(tmp_path, image_folder):
-    result = train("classify", data=str(image_folder()), out=str(tmp_path / "run"), lr=0.1, schedule="step",
+def test_step_schedule_decays_per_epoch(tiny_task, tmp_path, image_folder):
+    result = train(tiny_task, data=str(image_folder()), out=str(tmp_path / "run"), lr=0.1, schedule="step",
                    step_size=1, gamma=0.5, **{**FAST, "epochs": 3})
     lrs = [r["lr"] for r in metrics_of(result.run_dir)]
     assert lrs == pytest.approx([0.05, 0.025, 0.0125])
 
 
-def test_toml_config_and_flags_win(tmp_path, image_folder):
-    cfg_file = tmp_path / "run.toml"
-    cfg_file.write_text('epochs = 3\nlr = 0.01\n[head]\nname = "mlp"\nhidden = 12\ndropout = 0.1\n')
-    out = tmp_path / "run"
-    train("classify", data=str(image_folder()), out=str(out), config=str(cfg_file), **FAST)  # FAST has epochs=1
-    cfg = json.loads((out / "config.json").read_text())
-    assert cfg["train"]["epochs"] == 1 and cfg["train"]["lr"] == 0.01
-    assert cfg["model"]["head"] == "mlp" and cfg["model"]["head_options"] == {"hidden": 12, "dropout": 0.1}
-
-
-def test_weights_from_pth_load_safely(tmp_path, image_folder):
+def test_weights_from_pth_load_safely(tiny_task, tmp_path, image_folder):
     net = SmallNet("cnn2", image_size=16, in_chans=3)
     good = tmp_path / "w.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, good)
     out = tmp_path / "run"
-    train("classify", data=str(image_folder()), out=str(out), weights=str(good), backbone_options={"in_chans": 3},
+    train(tiny_task, data=str(image_folder()), out=str(out), weights=str(good), backbone_options={"in_chans": 3},
           mode="frozen", **FAST)
     end = load_file(str(out / "last.safetensors"))
     assert torch.equal(end["backbone.body.0.weight"], net.state_dict()["body.0.weight"])
@@ -241,17 +178,17 @@ def test_weights_from_pth_load_safely(tmp_path, image_folder):
     evil = tmp_path / "evil.pth"
     torch.save({"x": Payload()}, evil)
     with pytest.raises(ZooError, match="refused: the file holds pickled Python objects"):
-        train("classify", data=str(image_folder()), out=str(tmp_path / "r2"), weights=str(evil), **FAST)
+        train(tiny_task, data=str(image_folder()), out=str(tmp_path / "r2"), weights=str(evil), **FAST)
     with pytest.raises(ZooError, match="no tensor matches"):
         bad = tmp_path / "other.safetensors"
         save_file({"unrelated": torch.zeros(3)}, str(bad))
-        train("classify", data=str(image_folder()), out=str(tmp_path / "r3"), weights=str(bad), **FAST)
+        train(tiny_task, data=str(image_folder()), out=str(tmp_path / "r3"), weights=str(bad), **FAST)
 
 
-def test_timm_and_torchvision_backbones(tmp_path, image_folder):
+def test_timm_and_torchvision_backbones(tiny_task, tmp_path, image_folder):
     data = str(image_folder(classes=("red", "blue"), per_class=4))
     for backbone in ("test_efficientnet", "torchvision:mobilenet_v3_small"):
-        result = train("classify", data=data, out=str(tmp_path / backbone.replace(":", "_")),
+        result = train(tiny_task, data=data, out=str(tmp_path / backbone.replace(":", "_")),
                        **{**FAST, "backbone": backbone, "image_size": 32, "mode": "finetune"})
         cfg = json.loads((result.run_dir / "config.json").read_text())
         assert cfg["model"]["backbone"] == backbone
@@ -269,7 +206,7 @@ def test_transforms_follow_the_backbone(tmp_path):
     assert r.num_features == 512
 
 
-def test_offline_download_fails_fast_with_alternatives(tmp_path, image_folder, monkeypatch):
+def test_offline_download_fails_fast_with_alternatives(tiny_task, tmp_path, image_folder, monkeypatch):
     import socket
 
     real_getaddrinfo = socket.getaddrinfo
@@ -287,14 +224,14 @@ def test_offline_download_fails_fast_with_alternatives(tmp_path, image_folder, m
     for backbone in ("resnet18", "torchvision:resnet18"):
         t = time.time()
         with pytest.raises(ZooError) as e:
-            train("classify", data=data, out=str(tmp_path / "run"), backbone=backbone, quiet=True)
+            train(tiny_task, data=data, out=str(tmp_path / "run"), backbone=backbone, quiet=True)
         assert time.time() - t < 30  # seconds, not huggingface_hub's minute of retries
         msg = str(e.value)
         assert "\n" not in msg and "--weights" in msg and "--no-pretrained" in msg
     assert not (tmp_path / "run").exists()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ZooError, match="HF_HUB_OFFLINE"):
-        train("classify", data=data, out=str(tmp_path / "run"), backbone="resnet18", quiet=True)
+        train(tiny_task, data=data, out=str(tmp_path / "run"), backbone="resnet18", quiet=True)
 
 
 def test_device_selection():
@@ -309,17 +246,17 @@ def test_device_selection():
         pick_device("tpu9")
 
 
-def test_cached_features_train_the_head_exactly_as_running_the_frozen_backbone(tmp_path, image_folder):
+def test_cached_features_train_the_head_exactly_as_running_the_frozen_backbone(tiny_task, tmp_path, image_folder):
     data = str(image_folder())
     weights = _backbone_weights_file(tmp_path)
     common = dict(data=data, mode="frozen", augment="none", weights=str(weights), backbone_options={"in_chans": 3},
-                  head="mlp", **{**FAST, "epochs": 3})
-    plain = train("classify", out=str(tmp_path / "plain"), **common)
-    cached = train("classify", out=str(tmp_path / "cached"), cache_features=True, **common)
+                  **{**FAST, "epochs": 3})
+    plain = train(tiny_task, out=str(tmp_path / "plain"), **common)
+    cached = train(tiny_task, out=str(tmp_path / "cached"), cache_features=True, **common)
     for a, b in zip(metrics_of(plain.run_dir), metrics_of(cached.run_dir)):
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
     run = load_run(cached.run_dir, device="cpu")  # the saved model is whole: backbone and head
     assert run.predict([Path(data) / "red" / "red_0.png"])[0].to_json()["label"] in ("red", "green", "blue")
     with pytest.raises(ZooError, match="needs --mode frozen or staged"):
-        train("classify", data=data, out=str(tmp_path / "x"), cache_features=True, mode="finetune", **FAST)
+        train(tiny_task, data=data, out=str(tmp_path / "x"), cache_features=True, mode="finetune", **FAST)

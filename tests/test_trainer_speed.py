@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from zoo_core import train
+
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
 
 TINY = dict(backbone="cnn2", pretrained=False, image_size=16, batch_size=16, workers=0, quiet=True, device="cpu",
             epochs=2, augment="none")

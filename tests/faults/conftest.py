@@ -61,9 +61,3 @@ def run_copy(trained, tmp_path) -> Path:
     dest = tmp_path / "run"
     shutil.copytree(trained, dest)
     return dest
-
-
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path

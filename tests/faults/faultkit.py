@@ -3,7 +3,6 @@ tiny data, and fake installed plugins."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from zoo_core.testing import config_of, metrics_of, without_time  # noqa: F401  (the suite's own helpers, re-exported)
 
 TINY_SETTINGS = dict(backbone="cnn2", pretrained=False, image_size=16, epochs=1, batch_size=8, workers=0,
                      device="cpu", quiet=True, seed=0)
@@ -67,18 +68,6 @@ def zoo_process(*args: str, cwd: Path | None = None, env: dict | None = None, pr
     full = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9", **(env or {})}
     return subprocess.run([*ZOO, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=full,
                           preexec_fn=preexec_fn, timeout=timeout)
-
-
-def metrics_of(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-
-
-def without_time(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
-
-
-def config_of(run: Path) -> dict:
-    return json.loads((run / "config.json").read_text())
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

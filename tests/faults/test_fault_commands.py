@@ -9,6 +9,8 @@ from PIL import Image
 
 from .faultkit import TINY, cli, cli_error, make_folder, snapshot
 
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
+
 
 @pytest.fixture
 def image(tmp_path):

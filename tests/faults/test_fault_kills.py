@@ -12,8 +12,10 @@ import time
 import pytest
 import torch
 
-from .faultkit import (TINY, TINY_SETTINGS, ZOO, cli_error, config_of, metrics_of, one_line_error, temp_files,
-                      without_time, zoo_process)
+from .faultkit import (TINY, TINY_SETTINGS, ZOO, cli_error, config_of, make_folder, metrics_of, one_line_error,
+                      temp_files, without_time, zoo_process)
+
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
 
 EPOCHS = 3
 
@@ -147,11 +149,60 @@ def test_runs_being_a_file_is_one_line(in_tmp, folder):
     assert (in_tmp / "runs").read_text() == "x"
 
 
-def test_an_unwritable_directory(tmp_path):
+def test_an_unwritable_directory(monkeypatch):
+    """--out inside a directory the user may not write to: one line naming it, exit 1, nothing created. Root may
+    write anywhere, so as root the run is started as user nobody, or, where nobody cannot run this checkout (a
+    Python under /root), the kernel's refusal is played in-process: creating anything in the directory raises
+    EACCES, as it would. The files live outside pytest's temporary folder, which only its owner may enter."""
+    import errno
     import os
+    import shutil
+    import tempfile
+    from pathlib import Path
 
-    if os.geteuid() == 0:
-        pytest.skip("running as root: chmod does not stop root from writing (covered by the file-as-directory cases)")
+    def as_nobody():
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+
+    def nobody_runs_zoo() -> bool:
+        try:
+            return zoo_process("--version", preexec_fn=as_nobody).returncode == 0
+        except OSError:  # the interpreter itself is out of nobody's reach
+            return False
+
+    root = Path(tempfile.mkdtemp(prefix="zoo-unwritable-"))
+    locked = root / "locked"
+    try:
+        root.chmod(0o755)
+        data = make_folder(root / "pets")
+        cache = root / "cache"
+        cache.mkdir()
+        cache.chmod(0o777)
+        locked.mkdir()
+        locked.chmod(0o555)  # readable, not writable
+        flags = ["train", "classify", "--data", data, *TINY, "--out", locked / "run"]
+        if os.geteuid() != 0 or nobody_runs_zoo():
+            proc = zoo_process(*flags, env={"ZOO_CACHE": str(cache), "HOME": str(cache)},
+                               preexec_fn=as_nobody if os.geteuid() == 0 else None)
+            line = one_line_error(proc.returncode, proc.stderr)
+        else:
+            real_mkdir = os.mkdir
+
+            def refused(path, *args, **kwargs):
+                if Path(path).parent == locked:
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+                return real_mkdir(path, *args, **kwargs)
+
+            monkeypatch.setattr(os, "mkdir", refused)
+            line = cli_error(*flags)
+            monkeypatch.undo()
+        assert str(locked) in line, line
+        assert list(locked.iterdir()) == []
+    finally:
+        if locked.exists():
+            locked.chmod(0o755)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_non_empty_directory_that_is_not_a_run_is_never_overwritten(in_tmp, folder):

@@ -13,6 +13,8 @@ import torch
 
 from .faultkit import TINY, cli, cli_error, config_of, install_plugin, snapshot
 
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
+
 HEADS = """
 import torch
 from torch import nn

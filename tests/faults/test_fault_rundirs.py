@@ -14,6 +14,8 @@ import torch
 
 from .faultkit import cli, cli_error, config_of, metrics_of, snapshot
 
+pytestmark = pytest.mark.zoo_plugins("classify", "localize")  # trains them: skipped without
+
 MARKER = "/tmp/zoo-fault-pickle-ran"
 
 

@@ -7,6 +7,8 @@ import pytest
 
 from .faultkit import TINY, cli, cli_error
 
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
+
 OUT_OF_RANGE = [
     ("--epochs", "0"), ("--epochs", "-1"), ("--batch-size", "0"), ("--batch-size", "-8"),
     ("--accum-steps", "0"), ("--accum-steps", "-2"), ("--step-size", "0"), ("--step-size", "-3"),

@@ -12,37 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 from zoo_core import DataConfig, get_zoo
-from zoo_core.cli import main
-from zoo_core.testing import tiny_train
+from zoo_core.testing import cli, one_line_error, tiny_train
 
-PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "zoo-segment" / "zoo_segment"
+PLUGIN = Path(__file__).resolve().parents[1] / "zoo_segment"
 SMALL = {"dataset_options": {"count": 20}}  # a tiny embedded set: generated in a fraction of a second
 TINY = ["--backbone", "cnn2", "--no-pretrained", "--image-size", "32", "--epochs", "1", "--batch-size", "4",
         "--workers", "0", "--device", "cpu"]
 PALETTE = [(0, 0, 0), (200, 40, 40), (40, 40, 200)]
 
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-def cli(*args: str):
-    get_zoo.cache_clear()
-    return CliRunner().invoke(main, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
+pytestmark = pytest.mark.usefixtures("offline")  # no test here may reach the network
 
 
 def scene(i: int, size=(48, 32)) -> tuple[Image.Image, np.ndarray]:
@@ -216,7 +197,6 @@ def test_push_pull_round_trip_gives_the_same_masks(hub, tmp_path, run_dir):  # n
     assert json.loads(pulled.stdout) == json.loads(local.stdout)
 
 
-
 # --------------------------------------------------------------------------------------- mask folder
 
 @pytest.mark.parametrize("mode, spec", [("P", True), ("L", False), ("RGB", True)])
@@ -357,6 +337,7 @@ def test_the_other_head_and_losses_train(tmp_path, head, loss):
     assert run.predict([Image.new("RGB", (40, 30))])[0].mask.shape == (30, 40)
 
 
+@pytest.mark.zoo_plugins("localize")  # localize's component, refused by this task: skipped when it is not installed
 def test_a_bounding_box_loss_is_a_one_line_error(tmp_path):
     line = one_line_error(cli("train", "segment", "--loss", "l1", *TINY, "--out", str(tmp_path / "run")))
     assert "l1" in line and "logits/mask" in line and "ce-dice" in line

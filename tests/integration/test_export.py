@@ -11,13 +11,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 from zoo_core import ZooError, get_zoo, load_exported, load_run
-from zoo_core.cli import main
 from zoo_core.prediction.export import compare, export
-from zoo_core.testing import tiny_train
+from zoo_core.testing import cli, one_line_error, tiny_train
+
+pytestmark = pytest.mark.zoo_plugins("classify")
 
 # task -> what makes its tiny run quick, on top of zoo_core.testing.TINY (cnn2, 32 px, one epoch, no
 # pretrained weights). Every registered task is tested; one not named here runs on TINY alone, so a new
@@ -74,17 +74,6 @@ def classify_onnx(tiny_runs, tmp_path_factory):
     res = cli("export", str(tiny_runs("classify").dir), "--format", "onnx", "-o", str(out), "--opset", "18")
     assert res.exit_code == 0, res.output
     return out, res.stdout
-
-
-def cli(*args: str):
-    return CliRunner().invoke(main, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 def images(folder, n=5, size=(40, 30)):

@@ -12,36 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 from zoo_core import DataConfig, Preprocess, get_zoo
-from zoo_core.cli import main
-from zoo_core.testing import tiny_train
+from zoo_core.testing import cli, one_line_error, tiny_train
 
-PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "zoo-keypoints" / "zoo_keypoints"
+PLUGIN = Path(__file__).resolve().parents[1] / "zoo_keypoints"
 SMALL = {"dataset_options": {"count": 40, "min_size": 48, "max_size": 64}}  # generated in a fraction of a second
 TINY = ["--backbone", "cnn2", "--no-pretrained", "--image-size", "32", "--epochs", "1", "--batch-size", "8",
         "--workers", "0", "--device", "cpu"]
 
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-def cli(*args: str):
-    get_zoo.cache_clear()
-    return CliRunner().invoke(main, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
+pytestmark = pytest.mark.usefixtures("offline")  # no test here may reach the network
 
 
 def dots_image(path: Path, size: tuple[int, int], points: list[tuple[float, float]]) -> Path:

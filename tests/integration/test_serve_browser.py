@@ -13,12 +13,12 @@ import pytest
 from PIL import Image
 
 from zoo_core.serve import BackgroundServer, load_predictor
-from test_serve import runs  # noqa: F401  (a fixture: tiny classify and localize runs)
 from zoo_core.serve.client import predict
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = [
+    pytest.mark.zoo_plugins("classify", "localize"),
     pytest.mark.browser,
     pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                        reason="no chromium/chromedriver: apt-get install -y chromium chromium-driver"),
@@ -42,7 +42,7 @@ def browser():
 
 
 @pytest.fixture(scope="module", params=["classify", "localize"])
-def server(request, runs):  # noqa: F811
+def server(request, runs):
     with BackgroundServer(load_predictor(str(runs[request.param]), device="cpu"), request.param, api_key=KEY) as s:
         yield s
 

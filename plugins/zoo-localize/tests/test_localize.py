@@ -9,35 +9,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 from zoo_core import DataConfig, Preprocess, get_zoo
-from zoo_core.cli import main
-from zoo_core.testing import tiny_train
+from zoo_core.testing import cli, one_line_error, tiny_train
 
-PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "zoo-localize" / "zoo_localize"
+PLUGIN = Path(__file__).resolve().parents[1] / "zoo_localize"
 SMALL = {"dataset_options": {"count": 48}}  # a tiny embedded set: generated in a fraction of a second
 TINY = ["--backbone", "cnn2", "--no-pretrained", "--image-size", "32", "--epochs", "1", "--batch-size", "8",
         "--workers", "0", "--device", "cpu"]
 
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-def cli(*args: str):
-    return CliRunner().invoke(main, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
+pytestmark = pytest.mark.usefixtures("offline")  # no test here may reach the network
 
 
 def nonsquare_image(path: Path, size=(150, 90), box=(90, 20, 135, 70)) -> Path:
@@ -191,6 +173,7 @@ def test_a_csv_without_box_columns_is_a_one_line_error(tmp_path):
     assert "missing the xmin column" in line
 
 
+@pytest.mark.zoo_plugins("classify")  # classify's component, refused by this task: skipped when it is not installed
 def test_a_classification_loss_is_a_one_line_error(tmp_path):
     line = one_line_error(cli("train", "localize", "--loss", "cross-entropy", *TINY, "--out", str(tmp_path / "run")))
     assert "cross-entropy" in line and "regression/box" in line and "l1-giou" in line

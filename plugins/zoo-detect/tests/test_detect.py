@@ -12,14 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 from zoo_core import generate_scenes, get_zoo
-from zoo_core.cli import main
-from zoo_core.testing import tiny_train
+from zoo_core.testing import cli, one_line_error, tiny_train
 
-PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "zoo-detect" / "zoo_detect"
+PLUGIN = Path(__file__).resolve().parents[1] / "zoo_detect"
 CLASSES = ["cat", "coffee", "astronaut"]
 # Tiny everywhere: a few small scenes, a narrow head with one conv per tower.
 SMALL = {"dataset_options": {"count": 16, "min_size": 64, "max_size": 96},
@@ -27,24 +25,7 @@ SMALL = {"dataset_options": {"count": 16, "min_size": 64, "max_size": 96},
 TINY = ["--backbone", "cnn2", "--no-pretrained", "--image-size", "32", "--epochs", "1", "--batch-size", "8",
         "--workers", "0", "--device", "cpu", "--set", "head.channels=32", "--set", "head.num_convs=1"]
 
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-def cli(*args: str):
-    get_zoo.cache_clear()
-    return CliRunner().invoke(main, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
+pytestmark = pytest.mark.usefixtures("offline")  # no test here may reach the network
 
 
 @pytest.fixture(scope="module")
@@ -332,6 +313,7 @@ def test_a_bad_voc_object_is_a_one_line_error_naming_file_and_line(tmp_path, old
     assert f"{xml}:{object_line}" in msg and expected in msg, msg
 
 
+@pytest.mark.zoo_plugins("classify")  # classify's component, refused by this task: skipped when it is not installed
 def test_a_classification_head_is_a_one_line_error(tmp_path):
     line = one_line_error(cli("train", "detect", "--head", "linear", *TINY, "--out", str(tmp_path / "run")))
     assert "linear" in line and "detection/dense" in line and "fcos" in line

@@ -11,36 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from zoo_core import get_zoo
-from zoo_core.cli import main
-from zoo_core.testing import tiny_train
+from zoo_core.testing import cli, one_line_error, tiny_train
 
-PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "zoo-multitask" / "zoo_multitask"
+PLUGIN = Path(__file__).resolve().parents[1] / "zoo_multitask"
 SMALL = {"dataset_options": {"count": 40, "canvas": 32}}  # a tiny embedded set, generated in a blink
 TINY = ["--backbone", "cnn2", "--no-pretrained", "--image-size", "24", "--epochs", "1", "--batch-size", "8",
         "--workers", "0", "--device", "cpu"]
 
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-def cli(*args: str):
-    get_zoo.cache_clear()
-    return CliRunner().invoke(main, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
+pytestmark = pytest.mark.usefixtures("offline")  # no test here may reach the network
 
 
 @pytest.fixture(scope="module")

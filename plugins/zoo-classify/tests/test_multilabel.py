@@ -12,14 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
-from zoo_core import ZooError, get_zoo
-from zoo_core.cli import main
-from zoo_core.testing import tiny_train
+from zoo_core import ZooError
+from zoo_core.testing import cli, one_line_error, tiny_train
 
-PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "zoo-classify" / "zoo_classify"
+PLUGIN = Path(__file__).resolve().parents[1] / "zoo_classify"
 COLOURS = {"red": (0, 220), "green": (1, 200), "blue": (2, 220)}  # label -> (channel, value) of its stripe
 TINY = ["--backbone", "cnn2", "--no-pretrained", "--image-size", "16", "--epochs", "1", "--batch-size", "8",
         "--workers", "0", "--device", "cpu"]
@@ -30,20 +28,6 @@ CAPTCHAS = {"dataset_options": {"count": 48}}
 def _offline_and_own_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "zoo-cache"))
-
-
-def cli(*args: str):
-    get_zoo.cache_clear()
-    return CliRunner().invoke(main, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
 
 
 def striped(path: Path, labels: list[str], seed: int) -> Path:

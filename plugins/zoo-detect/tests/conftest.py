@@ -1,0 +1,8 @@
+"""zoo-detect's tests pass with zoo-core and this plugin alone:
+    pip install -c constraints.txt -e '.[test]' -e plugins/zoo-detect && python -m pytest plugins/zoo-detect
+Their fixtures (hub, offline, in_tmp, image_folder, tiny_task) come from zoo_core.testing, through zoo-core's
+pytest11 entry point."""
+
+from zoo_core.testing import isolate_environment
+
+isolate_environment()  # no network, and a fresh zoo cache for the session
