@@ -310,6 +310,12 @@ def pull(model: str, registry: str | None):
 
     folder, ref = pull_model(model, registry), hub_ref(model, registry)
     config = json.loads((folder / "config.json").read_text())
+    if "model" not in config:  # a checkpoint pushed by timm
+        click.echo(f"pulled {ref} (commit {folder.name[:12]}): a timm {config.get('architecture')} checkpoint, "
+                   f"{config.get('num_classes') or 'no'} classes")
+        click.echo(f"in {folder}; use it as --backbone hf-hub:{ref}" + (f" or zoo predict hf-hub:{ref} IMAGE"
+                                                                      if config.get("num_classes") else ""))
+        return
     best = {k: v for k, v in config.get("best", {}).items() if k != "epoch"}
     scores = "  ".join(f"{k} {v:.4f}" for k, v in best.items())
     click.echo(f"pulled {ref} (commit {folder.name[:12]}): {config['model']['task']}, {config['model']['backbone']} "

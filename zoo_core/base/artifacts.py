@@ -80,12 +80,22 @@ def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, str] | 
     return atomic_write(path, lambda p: save_model(model, str(p), metadata=metadata))
 
 
-def load_weights(model: nn.Module, path: str | Path) -> None:
-    from safetensors.torch import load_model
+def load_weights(model: nn.Module, path: str | Path, rename: list[list[str]] | None = None) -> None:
+    """Load a .safetensors file into `model`, every weight accounted for. `rename`: [from, to] key prefixes,
+    the first that matches wins, for a file written in another library's names (a timm-layout Hub push)."""
+    from safetensors.torch import load_file, load_model
 
     from .errors import ZooError
 
-    missing, unexpected = load_model(model, str(path), strict=False)
+    if rename:
+        def renamed(key: str) -> str:
+            old, new = next(((o, n) for o, n in rename if key.startswith(o)), ("", ""))
+            return new + key[len(old):]
+
+        state = {renamed(k): v for k, v in load_file(str(path)).items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    else:
+        missing, unexpected = load_model(model, str(path), strict=False)
     if missing or unexpected:
         raise ZooError(f"{path}: weights do not fit the model (missing {sorted(missing)[:5]}, "
                            f"unexpected {sorted(unexpected)[:5]})")

@@ -26,7 +26,7 @@ def register_backbones(register):
     # Families are tried in this order for a bare name; only a Hub repo id (namespace/name) reaches "hf-hub".
     register(BackboneSpec("hf-hub", "zoo_core.hub.hub:hub_backbone", family=True, names=lambda: [],
                           has=lambda name: "/" in name, weights=lambda name: f"hf-hub:{name.partition('@')[0]}",
-                          description="the backbone of a model pushed with zoo push: hf-hub:NAMESPACE/NAME[@REV]"))
+                          description="the backbone of a model pushed with zoo push or timm: hf-hub:NAMESPACE/NAME[@REV]"))
     register(BackboneSpec("torchvision", "zoo_core.model.backbones:TorchvisionBackbone", family=True,
                           names="zoo_core.model.names:torchvision_names", weights="zoo_core.model.backbones:torchvision_weights",
                           description="torchvision classification models; pretrained weights from download.pytorch.org"))

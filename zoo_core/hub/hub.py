@@ -5,7 +5,10 @@ What a pushed repo holds: `model.safetensors` (the weights, never a pickle), `co
 config with the model section that rebuilds the network, plus what it needs: task, plugin and version
 range, zoo-core version, format), `README.md` (a model card the Hub understands, with a model-index of
 the validation metrics), the metrics files, the curves and the task's report images, and with
-`--with onnx` the exported model. Everything goes through huggingface_hub, so HF_TOKEN, the stored
+`--with onnx` the exported model. A model timm can load as it is (a timm backbone and one linear layer
+with one output per class) is pushed in timm's format too, so `timm.create_model("hf-hub:ID",
+pretrained=True)` loads it (timm_hub.py); and a checkpoint pushed by timm is a backbone and a pretrained
+model here. Everything goes through huggingface_hub, so HF_TOKEN, the stored
 login (`hf auth login`), HF_ENDPOINT, HF_HOME and HF_HUB_OFFLINE work as users know them. Only the
 files zoo reads are ever downloaded, and only safetensors weights are ever loaded.
 """
@@ -149,7 +152,13 @@ def push(run_dir: str | Path, repo_id: str, *, private: bool = False, revision: 
     if not weights.is_file():
         raise ZooError(f"{run_dir}: no best.safetensors to push (did training finish an epoch?)")
     config = hub_config(saved)
-    files: dict[str, bytes | Path] = {"model.safetensors": weights, "config.json": json.dumps(config, indent=2).encode()}
+    files: dict[str, bytes | Path] = {"model.safetensors": weights}
+    layout = _timm_layout(run_dir, weights, saved)
+    if layout is not None:  # one weights file in timm's names, which zoo reads back through the renaming
+        timm_weights, timm_fields, config["weights_layout"] = layout
+        config = {**timm_fields, **config}
+        files["model.safetensors"] = timm_weights
+    files["config.json"] = json.dumps(config, indent=2).encode()
     for name in ("metrics.jsonl", "metrics.csv"):
         if (run_dir / name).is_file():
             files[name] = run_dir / name
@@ -183,6 +192,22 @@ def push(run_dir: str | Path, repo_id: str, *, private: bool = False, revision: 
     return result
 
 
+def _timm_layout(run_dir: Path, weights: Path, saved: dict[str, Any]) -> tuple[bytes, dict, dict] | None:
+    """The run's weights in timm's names and timm's config fields, when timm can load the model as it is."""
+    from safetensors.torch import save
+
+    from ..training.rundir import rebuild, weights_metadata
+    from .timm_hub import timm_layout
+
+    model, _, _ = rebuild(run_dir)
+    layout = timm_layout(model, saved["model"])
+    if isinstance(layout, str):
+        return None
+    state, fields, renaming = layout
+    data = save({k: v.detach().clone().contiguous() for k, v in state.items()}, metadata=weights_metadata(weights))
+    return data, fields, renaming
+
+
 # -------------------------------------------------------------------------------------------------- pull
 
 def pull(target: str, registry: str | Path | None = None) -> tuple[Path, HubRef]:
@@ -203,6 +228,16 @@ def pull(target: str, registry: str | Path | None = None) -> tuple[Path, HubRef]
                        "never unpickles a file from the Hub")
     check_compatible(folder, ref)
     return folder, ref
+
+
+def is_timm_folder(folder: Path) -> bool:
+    """A pulled checkpoint written by timm (push_to_hf_hub), not by zoo."""
+    from .timm_hub import is_timm_config
+
+    try:
+        return is_timm_config(json.loads((folder / "config.json").read_text()))
+    except (OSError, ValueError):
+        return False
 
 
 @contextmanager
@@ -236,17 +271,24 @@ def _pickle_note(ref: HubRef) -> str:
 
 
 def check_compatible(folder: Path, ref: HubRef) -> dict[str, Any]:
-    """The pushed config, if this zoo can run it: a known format and an installed task plugin."""
+    """The pushed config, if this zoo can run it: a known format and an installed task plugin, or a timm
+    checkpoint (a backbone, and with a classifier a pretrained model)."""
     from ..registry.plugins import get_zoo
+    from .timm_hub import is_timm_config
 
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, json.JSONDecodeError):
-        raise ZooError(f"{ref}: no readable config.json; not a model pushed with zoo push") from None
+        raise ZooError(f"{ref}: no readable config.json; not a model pushed with zoo push or timm") from None
+    if not isinstance(config, dict):
+        raise ZooError(f"{ref}: config.json is not a JSON object; not a model pushed with zoo push or timm")
+    if is_timm_config(config):
+        return config
     fmt = str(config.get("format", ""))
     m = re.fullmatch(r"zoo-model/(\d+)", fmt)
     if not m:
-        raise ZooError(f"{ref}: config.json is not a zoo model (format {fmt!r}); not pushed with zoo push")
+        raise ZooError(f"{ref}: config.json is neither a zoo model (format {fmt!r}) nor a timm model (no "
+                       "'architecture'); zoo reads models pushed with zoo push or timm's push_to_hf_hub")
     if int(m.group(1)) > int(MODEL_FORMAT.split("/")[1]):
         raise ZooError(f"{ref}: pushed by a newer zoo ({config.get('zoo_version', '?')}, format {fmt}); "
                        "upgrade: pip install -U zoo-core")
@@ -260,16 +302,23 @@ def check_compatible(folder: Path, ref: HubRef) -> dict[str, Any]:
 
 def hub_backbone(name: str, *, pretrained: bool = True, in_chans: int | None = None, image_size: int | None = None):
     """`--backbone hf-hub:ID[@REV]`: the backbone of a pushed model, with its trained weights, to start
-    a new training from. (in_chans and image_size are the pushed model's own.)"""
+    a new training from (in_chans and image_size are the pushed model's own); or a timm checkpoint's
+    network, its classifier kept aside as the pretrained head."""
     from ..base.artifacts import load_weights
     from ..model.model import build_model
     from ..registry.plugins import get_zoo
     from ..training.rundir import read_config
 
     folder, ref = pull(name)
-    model = build_model(get_zoo(), read_config(folder)["model"])
+    if is_timm_folder(folder):
+        from .timm_hub import timm_backbone
+
+        return timm_backbone(folder, f"hf-hub:{ref.repo_id}@{folder.name}", pretrained=pretrained,
+                             in_chans=in_chans, image_size=image_size)
+    saved = read_config(folder)
+    model = build_model(get_zoo(), saved["model"])
     if pretrained:
-        load_weights(model, folder / "model.safetensors")
+        load_weights(model, folder / "model.safetensors", rename=(saved.get("weights_layout") or {}).get("rename"))
     backbone = model.backbone
     backbone.pretrained_source = f"hf-hub:{ref.repo_id}@{folder.name}" if pretrained else "none"
     return backbone

@@ -6,6 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
+# zoo's metric names -> the Hub's metric ids (hf.co/metrics) and their config; a name not here is kept as it
+# is (there is no Hub id for it), and losses are never part of the model-index: they are not scores.
+HUB_METRICS = {"accuracy": ("accuracy", None), "macro_f1": ("f1", "macro"), "micro_f1": ("f1", "micro"),
+               "f1": ("f1", None), "precision": ("precision", None), "recall": ("recall", None),
+               "mean_iou": ("mean_iou", None), "miou": ("mean_iou", None), "exact_match": ("exact_match", None),
+               "mae": ("mae", None), "mse": ("mse", None), "cer": ("cer", None), "wer": ("wer", None),
+               "roc_auc": ("roc_auc", None)}
+
+
+def hub_metric(name: str) -> tuple[str, str | None] | None:
+    """(Hub metric id, config) for a validation metric, or None for a loss."""
+    if name == "loss" or name.endswith("_loss") or name.startswith("loss_"):
+        return None
+    return HUB_METRICS.get(name, (name, None))
+
 
 def model_card(config: dict[str, Any], metrics: list[dict[str, Any]], repo_id: str, files: list[str],
                license: str | None = None) -> str:
@@ -24,12 +39,13 @@ def model_card(config: dict[str, Any], metrics: list[dict[str, Any]], repo_id: s
     data = ModelCardData(
         library_name="zoo", license=license or "unknown", pipeline_tag=pipeline, base_model=base_model,
         tags=["zoo", f"zoo-task:{mc['task']}", config["plugin"]["distribution"], f"backbone:{mc['backbone']}",
-              "transfer-learning", "image"],
+              "transfer-learning", "image", *(["timm"] if "architecture" in config else [])],
         model_name=repo_id.split("/")[-1],
         eval_results=[EvalResult(task_type=pipeline or mc["task"], dataset_type=str(dataset.get("dataset", "custom")),
                                  dataset_name=str(dataset.get("dataset", "custom")), dataset_split="validation",
-                                 metric_type=name, metric_name=f"validation {name.replace('_', ' ')}",
-                                 metric_value=round(float(value), 6)) for name, value in scores.items()] or None,
+                                 metric_type=hub_metric(name)[0], metric_config=hub_metric(name)[1],
+                                 metric_name=f"validation {name.replace('_', ' ')}", metric_value=round(float(value), 6))
+                      for name, value in scores.items() if hub_metric(name)] or None,
     )
     recipe = [("task", f"`{mc['task']}` (plugin `{config['plugin']['distribution']}`, needs `{config['plugin']['requires']}`)"),
               ("backbone", f"`{mc['backbone']}`, weights: {source}"), ("head", f"`{mc['head']}` {mc.get('head_options') or ''}".strip()),
@@ -50,6 +66,18 @@ def model_card(config: dict[str, Any], metrics: list[dict[str, Any]], repo_id: s
              "```", "", "In Python:", "", "```python", "import zoo_core", "",
              f"model = zoo_core.load_run(zoo_core.pull(\"{repo_id}\"))", "for p in model.predict([\"photo.jpg\"]):",
              "    print(p.to_json())", "```", ""]
+    if "architecture" in config:  # pushed in timm's format too (timm_hub.py)
+        lines += ["With [timm](https://github.com/huggingface/pytorch-image-models) alone (the same weights, "
+                  f"`{config['architecture']}` with a {config['num_classes']}-class classifier; the preprocessing "
+                  "zoo trained with is in `config.json`'s `pretrained_cfg`):", "",
+                  "```python", "import timm, torch", "from PIL import Image", "",
+                  f"model = timm.create_model(\"hf-hub:{repo_id}\", pretrained=True).eval()",
+                  "transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))",
+                  "with torch.no_grad():",
+                  "    probabilities = model(transform(Image.open(\"photo.jpg\").convert(\"RGB\"))[None]).softmax(-1)",
+                  "labels = model.pretrained_cfg[\"label_names\"]", "```", ""]
+        if mc.get("fit", "crop") != "crop":
+            lines += [f"zoo fitted images by `{mc['fit']}`, timm's transform crops: predictions may differ slightly.", ""]
     if "model.onnx" in files:
         lines += ["Without zoo, with onnxruntime (`model.onnx`; preprocessing and output names are in its metadata):", "",
                   "```python", "import onnxruntime as ort", "session = ort.InferenceSession(\"model.onnx\")",

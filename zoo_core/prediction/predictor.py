@@ -303,10 +303,11 @@ def resolve_target(target: str) -> tuple[str, Any]:
     """What `zoo predict/eval/export/inspect TARGET` means: ("run", Path) for a run directory or a model
     pulled from the Hub (`hf-hub:ID[@REV]`, into the Hugging Face cache), ("backbone", name) for a
     registered backbone. A directory wins over a backbone of the same name."""
-    from ..hub.hub import PREFIX, pull
+    from ..hub.hub import PREFIX, is_timm_folder, pull
 
-    if target.startswith(PREFIX):
-        return "run", pull(target)[0]
+    if target.startswith(PREFIX):  # a zoo model is a run; a timm checkpoint is a backbone with its classifier
+        folder = pull(target)[0]
+        return ("backbone", target) if is_timm_folder(folder) else ("run", folder)
     path = Path(target)
     if path.suffix == ".onnx" and path.is_file():
         return "exported", path

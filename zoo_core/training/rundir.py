@@ -59,6 +59,9 @@ def read_config(run_dir: str | Path, what: str = "") -> dict[str, Any]:
         saved = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ZooError(f"{path}: unreadable run config ({e})") from None
+    if isinstance(saved, dict) and "model" not in saved and "architecture" in saved:
+        raise ZooError(f"{path}: a timm checkpoint, not a zoo run; predict with it as a pretrained model "
+                       "(zoo predict hf-hub:ID, load_pretrained('hf-hub:ID')) or train on it (--backbone hf-hub:ID)")
     if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict) or not isinstance(saved.get("train"), dict):
         raise ZooError(f"{path}: not a zoo run config (no 'model' and 'train' sections)")
     missing = [k for k in ("task", "backbone", "head", "info", "data_config") if k not in saved["model"]]
@@ -127,7 +130,7 @@ def rebuild(run_dir: str | Path, which: str = "best"):
         raise ZooError(f"{run_dir / 'config.json'}: its 'model' section does not build a network "
                        f"({type(e).__name__}: {str(e).splitlines()[0][:150] if str(e) else ''}); the file is damaged") from None
     try:
-        artifacts.load_weights(model, weights)
+        artifacts.load_weights(model, weights, rename=(saved.get("weights_layout") or {}).get("rename"))
     except ZooError:
         raise
     except Exception as e:
