@@ -109,3 +109,31 @@ def test_an_unknown_axis_is_one_line(tmp_path):
 
     with pytest.raises(ZooError, match="dynamic_size 'depth' is not one of height, width"):
         export(_predictor(Depth()), "onnx", tmp_path / "m.onnx", example=torch.randn(2, 3, 32, 48))
+
+
+class _Columns(nn.Module):
+    """Width as time through a bidirectional GRU: torch.export fixes the length, the fallback does not."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.rnn = nn.GRU(8, 8, num_layers=2, bidirectional=True, batch_first=True)
+
+    def forward(self, x):
+        return self.rnn(self.conv(x).mean(dim=2).transpose(1, 2))[0]
+
+
+class WidthTask(DenseTask):
+    name = "width-toy"
+    dynamic_size = ("width",)
+
+
+def test_a_recurrent_model_over_a_dynamic_width_exports(tmp_path):
+    torch.manual_seed(0)
+    pred = Predictor(_Columns(), WidthTask(), {}, DataConfig((3, 16, 40)), device="cpu")
+    path, facts = export(pred, "onnx", tmp_path / "m.onnx", example=torch.randn(2, 3, 16, 40))
+    assert facts["max_abs_diff_vs_pytorch"] <= 1e-4
+    assert onnx_session(path).get_inputs()[0].shape[2:] == [16, "width"]
+    x = torch.randn(3, 3, 16, 97)
+    with torch.no_grad():
+        assert np.allclose(run_onnx(onnx_session(path), x)[0], pred.model(x).numpy(), atol=1e-4)

@@ -155,11 +155,18 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, output_name
         # a failed conversion to an older opset is logged with its traceback and the newer file kept: checked below
         logging.getLogger("onnxscript").setLevel(logging.CRITICAL)
         try:
+            if dynamic and _has_rnn(model):
+                raise NotImplementedError("recurrent layers over a dynamic axis")  # known to fail, and slowly: below
             torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=["input"], output_names=output_names,
                               dynamic_shapes=(shapes,), opset_version=opset, verbose=False, external_data=False)
         except Exception as e:
-            raise ZooError(f"torch.onnx cannot export this model ({type(e).__name__}: "
-                           f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''})") from None
+            if not (dynamic and _has_rnn(model)):
+                raise ZooError(f"torch.onnx cannot export this model ({type(e).__name__}: "
+                               f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''})") from None
+            # torch.export decomposes nn.GRU/LSTM/RNN at the example's length (it adds a guard T == example's T),
+            # so a recurrent model over a dynamic axis goes through torch.onnx's TorchScript-based exporter,
+            # which writes ONNX's own GRU/LSTM operators; checked against PyTorch like any other file.
+            _write_onnx_torchscript(model, example, path, output_names, dynamic, opset)
     proto = onnx.load(str(path))
     written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset and written != opset:
@@ -174,6 +181,21 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, output_name
     _add_metadata(proto, metadata)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
+
+
+def _has_rnn(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.RNNBase) for m in model.modules())
+
+
+def _write_onnx_torchscript(model: nn.Module, example: torch.Tensor, path: Path, output_names: list[str],
+                            dynamic: tuple[str, ...], opset: int | None) -> None:
+    axes = {"input": {0: "batch", **{SPATIAL_AXES[a]: a for a in dynamic}}, **{n: {0: "batch"} for n in output_names}}
+    try:
+        torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["input"], output_names=output_names,
+                          dynamic_axes=axes, opset_version=opset or 18)
+    except Exception as e:
+        raise ZooError(f"torch.onnx cannot export this model ({type(e).__name__}: "
+                       f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''})") from None
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, *, output_names: list[str],
