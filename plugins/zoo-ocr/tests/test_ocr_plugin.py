@@ -148,3 +148,25 @@ def test_push_pull_round_trip(run, lines, hub):
     pulled = load_run(pull("tester/ocr-tiny"), device="cpu")
     assert [p.text for p in pulled.predict(files)] == [p.text for p in run.predict(files)]
     assert pulled.info["alphabet"] == run.info["alphabet"]
+
+
+def test_metrics_give_cer_word_accuracy_baselines_and_cer_by_length():
+    from zoo_ocr.metrics import OcrMetrics
+
+    alphabet = "AB"
+    m = OcrMetrics({"alphabet": alphabet, "baseline_text": "AB", "baseline_length": 2, "baseline_char": "A"})
+
+    def scores(text, steps=6):  # a peaked (T, 3) reading of `text`, a blank after each character
+        ids = [k for c in text for k in (alphabet.index(c) + 1, 0)] + [0] * (steps - 2 * len(text))
+        out = torch.full((steps, 3), -9.0)
+        out[range(steps), ids] = 0.0
+        return out
+
+    read, truth = ["AB", "A", "BBA"], ["AB", "B", "BAA"]  # right; one substitution; one of three wrong
+    m.update(torch.stack([scores(t) for t in read]), {"texts": truth, "fraction": torch.ones(3)})
+    s = m.compute()
+    assert abs(s["cer"] - 2 / 6) < 1e-6 and abs(s["word_accuracy"] - 1 / 3) < 1e-6
+    assert abs(s["baseline_word_accuracy"] - 1 / 3) < 1e-6 and s["length_baseline_cer"] > s["cer"]
+    by_length = m.details()["cer_by_length"]
+    assert by_length["1"]["cer"] == 1.0 and by_length["2"]["cer"] == 0.0 and abs(by_length["3"]["cer"] - 1 / 3) < 1e-3
+    assert "length" in m.table()
