@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 from zoo_core import Metrics, image_grid, input_to_image, write_json
 
-from .decode import read_greedy
+from .decode import greedy_labels
 from .model import logits_of, valid_steps
 
 KEEP = 16  # validation images kept for the report's picture
@@ -47,7 +47,8 @@ class OcrMetrics(Metrics):
         log_probs = logits.log_softmax(-1)
         inputs = outputs.get("inputs") if isinstance(outputs, dict) else None
         for i, text in enumerate(targets["texts"]):
-            read = read_greedy(log_probs[i, : int(steps[i])], self.alphabet).text
+            # the text alone: a confidence (a CTC pass per image) is for predictions, not for every epoch
+            read = "".join(self.alphabet[k - 1] for k in greedy_labels(log_probs[i, : int(steps[i])])[0])
             self.preds.append(read)
             self.truth.append(text)
             if inputs is not None and len(self.kept) < KEEP:
