@@ -7,26 +7,15 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from zoo_core import ZooError
-from zoo_core.cli import main
-from zoo_core.testing import tiny_train
+from zoo_core.testing import cli, one_line_error, tiny_train
 
 TINY_OCR = dict(backbone="ocr-cnn", dataset_options={"captchas": 24, "lines": 24}, epochs=1, batch_size=8)
 
 
-@pytest.fixture(autouse=True)
-def _cache(monkeypatch, tmp_path_factory):
-    monkeypatch.setenv("ZOO_CACHE", str(tmp_path_factory.getbasetemp() / "ocr-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    import os
-
-    os.environ.setdefault("ZOO_CACHE", str(tmp_path_factory.getbasetemp() / "ocr-cache"))
     return tiny_train("ocr", tmp_path_factory.mktemp("ocr"), **TINY_OCR)
 
 
@@ -39,17 +28,6 @@ def lines(tmp_path_factory):
     for i, (im, t) in enumerate(zip(images, texts)):
         im.save(folder / f"{t}_{i}.png")
     return folder
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code != 0, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 def test_predict_json_has_text_confidence_and_characters(run, lines):
