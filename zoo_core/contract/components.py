@@ -173,6 +173,10 @@ class Task(ABC):
     # centre crop: classification), "pad" (letterbox: nothing is cut off) or "stretch" (resize to the
     # input size, aspect ratio not kept). Geometric tasks must not crop: a box near the edge would be lost.
     fit: Literal["crop", "pad", "stretch"] = "crop"
+    # False when the task's inputs change every epoch by design (degradations drawn on the fly, generated
+    # noise): backbone features computed once would freeze them, so the CPU recipe never turns feature
+    # caching on for it and --cache-features is a one-line error.
+    cache_features: bool = True
     # Options of `zoo predict` and Run.predict for this task (e.g. top_k), as settings.Setting objects.
     predict_options: Sequence["Setting"] = ()
     # The Hub's pipeline tag for model cards ("image-classification", "object-detection"), if one fits.
