@@ -179,6 +179,11 @@ class Task(ABC):
     # noise): backbone features computed once would freeze them, so the CPU recipe never turns feature
     # caching on for it and --cache-features is a one-line error.
     cache_features: bool = True
+    # An image-valued task (output (B, C, s*H, s*W) for input (B, C, H, W)) whose inputs may be large: prediction
+    # runs the model on overlapping tiles of at most `tile` input pixels a side (images.tiled), so memory stays
+    # bounded; 0: the whole image at once.
+    tile: int = 0
+    tile_overlap: int = 32
     # Options of `zoo predict` and Run.predict for this task (e.g. top_k), as settings.Setting objects.
     predict_options: Sequence["Setting"] = ()
     # The Hub's pipeline tag for model cards ("image-classification", "object-detection"), if one fits.
