@@ -3,11 +3,10 @@ import pytest
 from PIL import Image
 
 
-@pytest.fixture
-def clean_folder(tmp_path):
+@pytest.fixture(scope="module")
+def clean_folder(tmp_path_factory):
     """Six small clean RGB images of smooth shapes and texture (generated; any photo would do)."""
-    root = tmp_path / "photos"
-    root.mkdir()
+    root = tmp_path_factory.mktemp("photos")
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:40, 0:48]
     for i in range(6):
@@ -15,3 +14,14 @@ def clean_folder(tmp_path):
         arr = np.clip(arr + rng.normal(0, 4, arr.shape), 0, 255).astype(np.uint8)
         Image.fromarray(arr).save(root / f"p{i}.png")
     return root
+
+
+TINY_RESTORE = dict(head_options={"channels": 8, "levels": 2}, dataset_options={"patches": 16}, image_size=32)
+
+
+@pytest.fixture(scope="module")
+def restore_run(tmp_path_factory, clean_folder):
+    """One tiny restore run (RGB small CNN, one epoch) shared by a module's tests."""
+    from zoo_core.testing import tiny_train
+
+    return tiny_train("restore", tmp_path_factory.mktemp("restore"), channels=3, data=str(clean_folder), **TINY_RESTORE)

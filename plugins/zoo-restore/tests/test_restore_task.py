@@ -9,8 +9,7 @@ from PIL import Image
 from zoo_core import ZooError
 from zoo_core.testing import tiny_train
 
-TINY_RESTORE = dict(head_options={"channels": 8, "levels": 2}, dataset_options={"patches": 16},
-                    image_size=32)
+TINY_RESTORE = dict(head_options={"channels": 8, "levels": 2}, dataset_options={"patches": 16}, image_size=32)
 
 
 def test_degradations_are_seeded_and_declared():
@@ -28,8 +27,8 @@ def test_degradations_are_seeded_and_declared():
         Degradation.parse("blur", blur="3-1")
 
 
-def test_train_predict_eval_at_original_size(tmp_path, clean_folder):
-    run = tiny_train("restore", tmp_path, channels=3, data=str(clean_folder), **TINY_RESTORE)
+def test_train_predict_eval_at_original_size(tmp_path, restore_run):
+    run = restore_run
     config = json.loads((run.dir / "config.json").read_text())
     assert config["model"]["head_options"] == {"channels": 8, "levels": 2, "y_channel": False}  # resolved
     assert config["train"]["cache_features"] is False  # on-the-fly degradations are never cached
@@ -46,10 +45,10 @@ def test_train_predict_eval_at_original_size(tmp_path, clean_folder):
     assert {"psnr", "ssim", "psnr_identity", "psnr_gain"} <= set(scores)
 
 
-def test_tiled_prediction_matches_whole_image(tmp_path, clean_folder):
+def test_tiled_prediction_matches_whole_image(restore_run):
     from zoo_core import tiled
 
-    run = tiny_train("restore", tmp_path, channels=3, data=str(clean_folder), **TINY_RESTORE)
+    run = restore_run
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         whole = run.model(x)
@@ -91,3 +90,36 @@ def test_cache_features_is_refused(tmp_path, clean_folder):
     with pytest.raises(ZooError, match="--cache-features: task 'restore' makes its inputs afresh"):
         tiny_train("restore", tmp_path, channels=3, data=str(clean_folder), cache_features=True, mode="frozen",
                    **TINY_RESTORE)
+
+
+def test_push_pull_round_trip_gives_the_same_image(hub, tmp_path, restore_run):
+    import subprocess
+    import sys
+
+    from zoo_core import load_run, pull
+
+    img = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (24, 40, 3), dtype=np.uint8)).save(img)
+    local = restore_run.predict([img])[0].image
+    done = subprocess.run([sys.executable, "-m", "zoo_core.cli", "push", str(restore_run.dir), "tester/restore-tiny"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    pulled = load_run(pull("tester/restore-tiny"), device="cpu").predict([img])[0].image
+    assert np.array_equal(np.asarray(pulled), np.asarray(local))
+
+
+def test_serve_answers_the_restored_png(restore_run, tmp_path):
+    import io
+
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+    from zoo_core.serve.app import create_app
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((20, 28, 3), np.uint8)).save(buffer, format="PNG")
+    with TestClient(create_app(restore_run, "tiny")) as client:
+        answer = client.post("/predict?image=1", content=buffer.getvalue(), headers={"content-type": "image/png"})
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(answer.content)).size == (28, 20)
+        drawn = client.post("/predict?draw=1", content=buffer.getvalue(), headers={"content-type": "image/png"})
+        assert Image.open(io.BytesIO(drawn.content)).size[1] == 20  # before | after, full size
