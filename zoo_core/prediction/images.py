@@ -145,10 +145,13 @@ def tiled(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: 
 
 
 def _ramp(n: int, overlap: int, rise: bool, fall: bool) -> torch.Tensor:
-    """1 in the middle, rising linearly over `overlap` pixels at an edge shared with a neighbouring tile."""
+    """1 in the middle, rising linearly over `overlap` pixels at an edge shared with a neighbouring tile,
+    from 0 over its outer quarter: a tile's own border pixels (which saw padding, not the neighbour's
+    pixels) count for nothing where the neighbour saw them whole."""
     r = torch.ones(n)
     if overlap > 0:
-        ramp = (torch.arange(overlap, dtype=torch.float32) + 1) / (overlap + 1)
+        margin = overlap // 4
+        ramp = ((torch.arange(overlap, dtype=torch.float32) + 1 - margin) / (overlap - margin + 1)).clamp(0, 1)
         if rise:
             r[:overlap] = torch.minimum(r[:overlap], ramp)
         if fall:
