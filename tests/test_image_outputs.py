@@ -16,10 +16,12 @@ from zoo_core.model import ZooModel
 
 def test_native_fit_pads_to_the_stride_and_keeps_the_pixels():
     dc = DataConfig(input_size=(3, 32, 32), mean=(0.5,) * 3, std=(0.5,) * 3, stride=16)
-    out = Preprocess(dc, "native")({"image": Image.new("RGB", (37, 20), (255, 255, 255))})
+    arr = np.random.default_rng(0).integers(0, 255, (20, 37, 3), dtype=np.uint8)
+    out = Preprocess(dc, "native")({"image": Image.fromarray(arr)})
     assert out["image"].shape == (3, 32, 48)  # 20 -> 32, 37 -> 48: multiples of 16, no resizing
-    assert torch.allclose(out["image"][:, :20, :37], torch.ones(1))  # the image's own pixels, untouched
-    assert out["image"][:, 20:, :].abs().max() < 0.01  # the mean colour (to 8 bits) below and to the right
+    pixels = torch.from_numpy(arr).permute(2, 0, 1).float() / 255 * 2 - 1
+    assert torch.allclose(out["image"][:, :20, :37], pixels, atol=1e-6)  # the image's own pixels, untouched
+    assert torch.equal(out["image"][:, 25, :37], out["image"][:, 19, :37])  # the border repeated below
     g = out["geometry"]
     assert g.original_size == (20, 37) and g.scale == (1.0, 1.0) and g.offset == (0.0, 0.0)
     assert DataConfig.from_dict(dc.to_dict()).stride == 16

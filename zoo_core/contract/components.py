@@ -171,8 +171,8 @@ class Task(ABC):
     primary_mode: Literal["min", "max"] = "min"
     # How an image is fitted to the model's input at evaluation and prediction: "crop" (shorter side,
     # centre crop: classification), "pad" (letterbox: nothing is cut off) or "stretch" (resize to the
-    # input size, aspect ratio not kept) or "native" (no resizing: padded right and below to a multiple of
-    # the backbone's deepest stride, DataConfig.stride; image-to-image tasks, whose output is the input's
+    # input size, aspect ratio not kept) or "native" (no resizing: padded right and below, the border
+    # repeated, to a multiple of the backbone's deepest stride, DataConfig.stride; image-to-image tasks, whose output is the input's
     # pixels). Geometric tasks must not crop: a box near the edge would be lost.
     fit: Literal["crop", "pad", "stretch", "native"] = "crop"
     # False when the task's inputs change every epoch by design (degradations drawn on the fly, generated

@@ -91,9 +91,10 @@ class Preprocess:
     pad:  the longer side to size, keeping the aspect ratio, then pad to a square with the mean colour
           (normalised to 0): the whole image is seen, nothing is cut off.
     stretch: resize to the input size exactly; the aspect ratio is not kept, the whole image is seen.
-    native: no resizing at all (the input size is only the training crop's): padded right and below with
-          the mean colour to a multiple of the backbone's deepest stride (DataConfig.stride), so an
-          image-valued output cropped to Geometry.original_size is the image's own pixels."""
+    native: no resizing at all (the input size is only the training crop's): padded right and below by
+          repeating the last row and column, to a multiple of the backbone's deepest stride
+          (DataConfig.stride), so an image-valued output cropped to Geometry.original_size is the image's
+          own pixels, undisturbed near the edge."""
 
     def __init__(self, dc: DataConfig, fit: str = "crop"):
         if fit not in FITS:
@@ -109,9 +110,8 @@ class Preprocess:
         if self.fit == "native":
             m = max(1, self.dc.stride)
             H, W = -(-h0 // m) * m, -(-w0 // m) * m
-            fill = {tv_tensors.Image: [round(v * 255) for v in self.dc.mean], "others": 0}
-            if (H, W) != (h0, w0):
-                sample = T.Pad([0, 0, W - w0, H - h0], fill=fill)(sample)
+            if (H, W) != (h0, w0):  # the border repeated: a flat colour would make an edge the model answers to
+                sample = T.Pad([0, 0, W - w0, H - h0], padding_mode="edge")(sample)
             h1, w1, ox, oy = h0, w0, 0.0, 0.0
         elif self.fit == "stretch":
             sample = T.Resize((H, W), interpolation=self.interp, antialias=True)(sample)
