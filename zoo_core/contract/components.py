@@ -188,6 +188,11 @@ class Task(ABC):
     predict_options: Sequence["Setting"] = ()
     # The Hub's pipeline tag for model cards ("image-classification", "object-detection"), if one fits.
     pipeline_tag: str | None = None
+    # Input axes besides the batch whose size may vary, from ("height", "width"): ("width",) for lines of
+    # text of any length, ("height", "width") for image-to-image models. Every exporter keeps them dynamic
+    # and checks the file at a second size, the exported metadata says so, and the ONNX runtime feeds any
+    # size through; () fixes both to the input size (a head with a flatten needs that).
+    dynamic_size: tuple[str, ...] = ()
 
     def outputs_info(self, info: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         """Add what heads need (e.g. num_outputs) to the dataset's info, given the run config."""

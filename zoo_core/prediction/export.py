@@ -27,6 +27,34 @@ from ..base.errors import ZooError
 # reorders operations, so bit-identical outputs are not expected; 1e-4 on probabilities is invisible).
 RTOL, ATOL = 1e-3, 1e-4
 PARITY_BATCH = 8  # images of the validation split the exported file is checked on
+SPATIAL_AXES = {"height": 2, "width": 3}  # Task.dynamic_size names -> axes of the NCHW input
+# A file with dynamic axes is also checked at the example's size plus this many pixels on each dynamic axis
+# (a multiple of every usual stride, so a size the model accepts stays one it accepts).
+SECOND_SIZE_STEP = 32
+
+
+def dynamic_axes(task) -> tuple[str, ...]:
+    """The task's Task.dynamic_size, checked: a subset of ("height", "width"), in that order."""
+    declared = tuple(getattr(task, "dynamic_size", ()) or ())
+    unknown = [a for a in declared if a not in SPATIAL_AXES]
+    if unknown:
+        raise ZooError(f"task '{task.name}': dynamic_size {unknown[0]!r} is not one of height, width")
+    return tuple(a for a in SPATIAL_AXES if a in declared)
+
+
+def _dynamic_of(metadata: dict[str, Any]) -> tuple[str, ...]:
+    """The dynamic spatial axes an exported file declares (its preprocessing metadata)."""
+    return tuple(metadata.get("preprocessing", {}).get("dynamic_size", ()) or ())
+
+
+def second_size(example: torch.Tensor, dynamic: tuple[str, ...]) -> torch.Tensor | None:
+    """`example` grown by SECOND_SIZE_STEP pixels on each dynamic axis (edge pixels repeated), or None
+    when no axis is dynamic: a file traced or exported at one size must also be right at another."""
+    if not dynamic:
+        return None
+    pad_w = SECOND_SIZE_STEP if "width" in dynamic else 0
+    pad_h = SECOND_SIZE_STEP if "height" in dynamic else 0
+    return torch.nn.functional.pad(example, (0, pad_w, 0, pad_h), mode="replicate")
 
 
 def export_metadata(predictor, output_names: list[str]) -> dict[str, Any]:
@@ -39,7 +67,9 @@ def export_metadata(predictor, output_names: list[str]) -> dict[str, Any]:
     meta = {"zoo_version": _core_version(), "task": predictor.task.name, "output": predictor.task.output,
             "outputs": output_names, "info": predictor.info,
             "preprocessing": {**predictor.data_config.to_dict(), "fit": predictor.task.fit, "input": "RGB" if
-                              predictor.data_config.channels == 3 else "L", "layout": "NCHW, float32, normalised"},
+                              predictor.data_config.channels == 3 else "L", "layout": "NCHW, float32, normalised",
+                              # input_size's height and width are then what training used, not a requirement
+                              "dynamic_size": list(dynamic_axes(predictor.task))},
             "backbone": mc.get("backbone"), "head": mc.get("head")}
     if mc:
         meta["model"] = mc
@@ -113,6 +143,10 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, output_name
     import onnx
 
     batch = torch.export.Dim("batch", min=1)
+    dynamic = _dynamic_of(metadata)
+    # the spatial axes as DYNAMIC, not named Dims: torch.export then derives what the model needs (a
+    # minimum size, a multiple of its stride) instead of failing on it; the input's axes are named below
+    shapes = {0: batch, **{SPATIAL_AXES[a]: torch.export.Dim.DYNAMIC for a in dynamic}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import logging
@@ -122,7 +156,7 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, output_name
         logging.getLogger("onnxscript").setLevel(logging.CRITICAL)
         try:
             torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=["input"], output_names=output_names,
-                              dynamic_shapes=({0: batch},), opset_version=opset, verbose=False, external_data=False)
+                              dynamic_shapes=(shapes,), opset_version=opset, verbose=False, external_data=False)
         except Exception as e:
             raise ZooError(f"torch.onnx cannot export this model ({type(e).__name__}: "
                            f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''})") from None
@@ -134,6 +168,9 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, output_name
         raise ZooError(f"--opset {opset}: torch.onnx cannot {'write' if newer else 'convert this model to'} opset "
                        f"{opset} (it gave {written}); {'use an older' if newer else 'try a newer'} one, or leave --opset out "
                        "(opset 18)")
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    for a in dynamic:
+        dims[SPATIAL_AXES[a]].dim_param = a  # "height"/"width" for people reading the file, not "s12"
     _add_metadata(proto, metadata)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
@@ -141,24 +178,30 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, output_name
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, *, output_names: list[str],
                 metadata: dict[str, Any], opset: int = 18, check: bool = True) -> dict[str, Any]:
-    """ONNX through torch.export: one file, dynamic batch, named outputs, zoo metadata in metadata_props;
-    validated with onnx.checker, then run with ONNX Runtime on `example` against PyTorch (the export fails
-    above RTOL/ATOL)."""
+    """ONNX through torch.export: one file, dynamic batch (and the task's dynamic_size axes), named outputs,
+    zoo metadata in metadata_props; validated with onnx.checker, then run with ONNX Runtime on `example`
+    (and, with dynamic axes, at a second size) against PyTorch (the export fails above RTOL/ATOL)."""
     model = model.eval()
     _write_onnx(model, example, path, output_names, metadata, opset or None)
     facts: dict[str, Any] = {"outputs": list(output_names), "opset": opset}
     if not check:
         return facts
-    with torch.no_grad():
-        expected = [t.numpy() for t in _outputs(model(example))]
-    got = run_onnx(onnx_session(path), example)
-    return {**facts, "max_abs_diff_vs_pytorch": compare(expected, got, path, "ONNX Runtime")}
+    session = onnx_session(path)
+    diff = 0.0
+    for x in (example, second_size(example, _dynamic_of(metadata))):
+        if x is None:
+            continue
+        with torch.no_grad():
+            expected = [t.numpy() for t in _outputs(model(x))]
+        diff = max(diff, compare(expected, run_onnx(session, x), path, "ONNX Runtime"))
+    return {**facts, "max_abs_diff_vs_pytorch": diff}
 
 
 def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path, *, output_names: list[str],
                        metadata: dict[str, Any]) -> dict[str, Any]:
     """A traced TorchScript module, loadable from C++ with torch::jit::load; zoo's metadata in the
-    extra file zoo.json. Loaded back and compared with PyTorch like ONNX."""
+    extra file zoo.json. Loaded back and compared with PyTorch like ONNX (at another batch size, and at
+    another height or width when the task declares them dynamic)."""
     model = model.eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # trace is deprecated in favour of torch.export, but C++ users need it
@@ -166,8 +209,10 @@ def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path, *, o
         traced.save(str(path), _extra_files={"zoo.json": json.dumps(metadata)})
         loaded = torch.jit.load(str(path), map_location="cpu")
         half = example[: max(1, len(example) // 2)]  # another batch size than traced: the batch stays dynamic
+        # tracing records sizes as they are computed, so a dynamic height or width must be checked at another size
+        other = second_size(half, _dynamic_of(metadata))
         diff = max(compare([t.numpy() for t in _outputs(model(x))], [t.numpy() for t in _outputs(loaded(x))], path,
-                           "TorchScript") for x in (example, half))
+                           "TorchScript") for x in (example, half, other) if x is not None)
     return {"outputs": list(output_names), "max_abs_diff_vs_pytorch": diff}
 
 

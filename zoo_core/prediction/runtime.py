@@ -27,10 +27,19 @@ class OnnxModule(nn.Module):
         self.session = onnx_session(self.path, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
+        # (height, width) the file was exported with, None where dynamic (Task.dynamic_size)
+        self.fixed_size = tuple(d if isinstance(d, int) else None for d in self.session.get_inputs()[0].shape[2:4])
 
     def forward(self, x: torch.Tensor) -> Any:
         import numpy as np
 
+        for axis, (want, got) in enumerate(zip(self.fixed_size, x.shape[2:4])):
+            if want is not None and want != got:  # ONNX Runtime's own message is a page of shape inference
+                name = ("height", "width")[axis]
+                dynamic = tuple(getattr(self.task, "dynamic_size", ()))
+                fix = (f"export the run again: task '{self.task.name}' now keeps {', '.join(dynamic)} dynamic" if dynamic
+                       else f"task '{self.task.name}' gives inputs of several sizes and should declare Task.dynamic_size")
+                raise ZooError(f"{self.path}: exported for inputs of {name} {want}, got {got}; {fix}")
         arrays = self.session.run(None, {self.input_name: np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)})
         return self.task.undeploy({n: torch.from_numpy(a) for n, a in zip(self.output_names, arrays)}, self.info)
 
