@@ -108,7 +108,7 @@ def _info(degradation: Degradation) -> dict:
 def photos_dataset(source: str | None, *, data_config: DataConfig, seed: int, val_fraction: float,
                    reference_info: dict | None = None, degrade: str = "blur+noise", blur: str = "0.8-2.0",
                    motion: str = "5-11", noise: str = "5-20", jpeg: str = "20-60", mask: int = 42,
-                   patches: int = 640, val_patch: int = 96) -> DataSplits:
+                   patches: int = 480, val_patch: int = 96) -> DataSplits:
     """The embedded default. `patches`: training samples an epoch; `val_patch`: the side of the clean
     validation crops (a grid over the held-out photos)."""
     degradation = Degradation.parse(degrade, blur, motion, noise, jpeg, mask)

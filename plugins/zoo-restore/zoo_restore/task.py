@@ -112,34 +112,42 @@ class RestoreMetrics(Metrics):
         self.kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def _add(self, name: str, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Per-image PSNR and SSIM of a (B, C, H, W) stack, summed."""
         from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-        pred = pred.clamp(0, 1)[None]
-        target = target[None]
-        self.sums[f"psnr{name}"] = self.sums.get(f"psnr{name}", 0.0) + float(peak_signal_noise_ratio(pred, target, data_range=1.0))
+        pred = pred.clamp(0, 1)
+        psnr = peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
+        self.sums[f"psnr{name}"] = self.sums.get(f"psnr{name}", 0.0) + float(psnr.sum())
         if min(target.shape[-2:]) >= 11:  # SSIM's 11x11 window
-            self.sums[f"ssim{name}"] = self.sums.get(f"ssim{name}", 0.0) + float(
-                structural_similarity_index_measure(pred, target, data_range=1.0))
+            ssim = structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none")
+            self.sums[f"ssim{name}"] = self.sums.get(f"ssim{name}", 0.0) + float(ssim.sum())
 
     def update(self, outputs: Any, targets: Any) -> None:
         if targets is None or self.dc is None:
             return
-        restored, inputs, geometry = outputs["restored"], outputs["inputs"], outputs["geometry"]
-        mean = torch.tensor(self.dc.mean).view(-1, 1, 1)
-        std = torch.tensor(self.dc.std).view(-1, 1, 1)
+        restored, inputs, geometry = outputs["restored"].float().cpu(), outputs["inputs"].float().cpu(), outputs["geometry"]
+        targets = targets.float().cpu()
+        mean = torch.tensor(self.dc.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.dc.std).view(1, -1, 1, 1)
+        degraded_all = (inputs * std + mean).clamp(0, 1)
         s = self.scale
-        for out, x, target, g in zip(restored.float().cpu(), inputs.float().cpu(), targets.float().cpu(), geometry):
-            degraded = crop_valid((x * std + mean).clamp(0, 1), g, 1)
-            target, out = crop_valid(target, g, s), crop_valid(out, g, s)
-            identity = degraded if s == 1 else F.interpolate(degraded[None], scale_factor=s, mode="nearest")[0]
+        # images of one size are scored together (training patches, same-size validation crops)
+        groups: dict[Any, list[int]] = {}
+        for i, g in enumerate(geometry):
+            groups.setdefault(None if g is None else tuple(g.original_size), []).append(i)
+        for size, idx in groups.items():
+            g = geometry[idx[0]]
+            degraded = crop_valid(degraded_all[idx], g, 1)
+            target, out = crop_valid(targets[idx], g, s), crop_valid(restored[idx], g, s)
+            identity = degraded if s == 1 else F.interpolate(degraded, scale_factor=s, mode="nearest")
             self._add("", out, target)
             self._add("_identity", identity, target)
             if s > 1:
-                bicubic = F.interpolate(degraded[None], scale_factor=s, mode="bicubic", align_corners=False)[0]
+                bicubic = F.interpolate(degraded, scale_factor=s, mode="bicubic", align_corners=False)
                 self._add("_bicubic", bicubic.clamp(0, 1), target)
-            self.n += 1
-            if len(self.kept) < self.KEEP:
-                self.kept.append((identity, out.clamp(0, 1), target))
+            self.n += len(idx)
+            for k in range(min(len(idx), self.KEEP - len(self.kept))):
+                self.kept.append((identity[k], out[k].clamp(0, 1), target[k]))
 
     def compute(self) -> dict[str, float]:
         if not self.n:
