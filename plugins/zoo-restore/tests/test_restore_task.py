@@ -123,3 +123,16 @@ def test_serve_answers_the_restored_png(restore_run, tmp_path):
         assert Image.open(io.BytesIO(answer.content)).size == (28, 20)
         drawn = client.post("/predict?draw=1", content=buffer.getvalue(), headers={"content-type": "image/png"})
         assert Image.open(io.BytesIO(drawn.content)).size[1] == 20  # before | after, full size
+
+
+def test_onnx_runtime_takes_any_size_and_agrees_with_pytorch(restore_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from zoo_core import load_run
+
+    onnx = load_run(restore_run.dir, device="cpu", runtime="onnx")
+    for size in [(37, 53), (70, 41)]:  # neither the training crop nor a multiple of the stride
+        img = tmp_path / f"i{size[0]}.png"
+        Image.fromarray(np.random.default_rng(size[0]).integers(0, 255, (*size, 3), dtype=np.uint8)).save(img)
+        a = np.asarray(onnx.predict([img])[0].image, dtype=np.int16)
+        b = np.asarray(restore_run.predict([img])[0].image, dtype=np.int16)
+        assert a.shape == (*size, 3) and np.abs(a - b).max() <= 2
