@@ -9,10 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from zoo_core import DataConfig, Metrics, Prediction, Task, ZooError
-from zoo_core.api import Predictor
-from zoo_core.export import export, onnx_session, run_onnx
-from zoo_core.runtime import OnnxModule, read_onnx_metadata
+from zoo_core import DataConfig, Metrics, Prediction, Predictor, Task, ZooError
+from zoo_core.prediction.export import export, onnx_session, run_onnx
+from zoo_core.prediction.runtime import OnnxModule, read_onnx_metadata
 
 
 class _Map(Prediction):
