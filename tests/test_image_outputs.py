@@ -11,7 +11,7 @@ from PIL import Image
 from torch import nn
 
 from zoo_core import DataConfig, ImagePrediction, Preprocess, ZooError, collate_samples, tiled
-from zoo_core.model import ZooModel
+from zoo_core.model.model import ZooModel
 
 
 def test_native_fit_pads_to_the_stride_and_keeps_the_pixels():
@@ -65,8 +65,9 @@ def test_tiles_give_the_whole_image_answer_for_a_local_model():
         assert torch.allclose(tiled(conv, x, tile=32, overlap=8, multiple=8), conv(x), atol=1e-5)
 
 
+@pytest.mark.zoo_plugins("classify")  # trains it: skipped without
 def test_tiny_train_rgb_and_resolved_head_options(tmp_path, monkeypatch):
-    from zoo_core.rundir import rebuild
+    from zoo_core.training.rundir import rebuild
     from zoo_core.testing import tiny_train
 
     run = tiny_train("classify", tmp_path, channels=3, head="mlp")
@@ -77,6 +78,6 @@ def test_tiny_train_rgb_and_resolved_head_options(tmp_path, monkeypatch):
     # a head default that changed since training: the load names the tensor and the shapes, not "damaged"
     config["model"]["head_options"]["hidden"] = 64
     (run.dir / "config.json").write_text(json.dumps(config))
-    monkeypatch.setattr("zoo_core.rundir.weights_metadata", lambda path: {})  # past the digest check
+    monkeypatch.setattr("zoo_core.training.rundir.weights_metadata", lambda path: {})  # past the digest check
     with pytest.raises(ZooError, match=r"is \[128, \d+\] in the file but \[64, \d+\] in the network"):
         rebuild(run.dir)

@@ -1,6 +1,13 @@
+"""zoo-restore's tests pass with zoo-core and this plugin alone:
+    pip install -c constraints.txt -e '.[test]' -e plugins/zoo-restore && python -m pytest plugins/zoo-restore
+Their fixtures (hub, ...) come from zoo_core.testing, through zoo-core's pytest11 entry point."""
+
 import numpy as np
 import pytest
 from PIL import Image
+from zoo_core.testing import isolate_environment
+
+isolate_environment()  # no network, and a fresh zoo cache for the session
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 from zoo_core import ZooError
-from zoo_core.testing import tiny_train
+from zoo_core.testing import run_zoo, tiny_train
 
 TINY_RESTORE = dict(head_options={"channels": 8, "levels": 2}, dataset_options={"patches": 16}, image_size=32)
 
@@ -93,16 +93,12 @@ def test_cache_features_is_refused(tmp_path, clean_folder):
 
 
 def test_push_pull_round_trip_gives_the_same_image(hub, tmp_path, restore_run):
-    import subprocess
-    import sys
-
     from zoo_core import load_run, pull
 
     img = tmp_path / "a.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 255, (24, 40, 3), dtype=np.uint8)).save(img)
     local = restore_run.predict([img])[0].image
-    done = subprocess.run([sys.executable, "-m", "zoo_core.cli", "push", str(restore_run.dir), "tester/restore-tiny"],
-                          capture_output=True, text=True)
+    done = run_zoo("push", restore_run.dir, "tester/restore-tiny")
     assert done.returncode == 0, done.stderr
     pulled = load_run(pull("tester/restore-tiny"), device="cpu").predict([img])[0].image
     assert np.array_equal(np.asarray(pulled), np.asarray(local))
