@@ -33,6 +33,9 @@ TINY_RUNS = {
     "segment": {"dataset_options": {"count": 20}, "batch_size": 4},
     "keypoints": {"dataset_options": {"count": 40, "min_size": 48, "max_size": 64}},
     "multitask": {"dataset_options": {"count": 40, "canvas": 32}, "image_size": 24},
+    # RGB in and out (its head refuses one channel); a narrow decoder, 16 training patches, small validation crops
+    "restore": {"channels": 3, "head_options": {"channels": 8, "levels": 2},
+                "dataset_options": {"patches": 16, "val_patch": 32}},
 }
 INSTALLED = sorted(c.name for c in get_zoo().tasks)
 EXPORTERS = ["onnx", "torchscript", "safetensors", "onnx-int8"]

@@ -120,10 +120,7 @@ class AutoencodeTask(Task):
                 **options: Any) -> list[ImagePrediction]:
         from PIL import Image
 
-        if isinstance(outputs, dict):
-            recon, latent = outputs["reconstruction"], outputs["latent"]
-        else:
-            recon, latent = outputs
+        recon, latent = outputs
         out = []
         for r, z, g in zip(recon.float().cpu().clamp(0, 1), latent.float().cpu(), geometry):
             if g is not None:  # back to the original size (the model saw it stretched)
@@ -137,3 +134,8 @@ class AutoencodeTask(Task):
         """Two outputs: "reconstruction" (B, C, H, W) pixels in [0, 1] at the model's input size, and
         "latent" (B, latent), the code."""
         return model, ["reconstruction", "latent"]
+
+    def undeploy(self, outputs: dict[str, torch.Tensor], info: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """An exported file's two outputs back into the model's own (reconstruction, latent), so step,
+        metrics and predict read an ONNX or TorchScript model's outputs unchanged."""
+        return outputs["reconstruction"], outputs["latent"]
