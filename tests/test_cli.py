@@ -113,7 +113,8 @@ def test_set_and_config_flags(tmp_path, image_folder):
               "--set", "head.dropout=0.5", "--set", "loss.label_smoothing=0.1", "--out", str(tmp_path / "run"), "-q")
     assert res.exit_code == 0, res.output
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert cfg["model"]["head_options"] == {"dropout": 0.5}
+    assert cfg["train"]["head_options"] == {"dropout": 0.5}
+    assert cfg["model"]["head_options"] == {"hidden": 128, "dropout": 0.5}  # as built: the head's defaults too
     assert cfg["train"]["loss_options"] == {"label_smoothing": 0.1}
 
 

@@ -17,6 +17,7 @@ PLUGIN_SDK, what a plugin builds with:
     pictures       draw_caption, draw_boxes, draw_points, draw_mask, image_grid, color, plot_confusion_matrix
     scenes         generate_scenes, Scene, SCENE_CLASSES, textured_canvas, photo_crop, shape_mask, skimage_image
                    (generated embedded data; needs scikit-image: pip install 'zoo-core[scenes]')
+    image outputs  ImagePrediction, SAVE_OPTION, side_by_side, tiled (image-valued predictions, tiled prediction)
     files          atomic_write, write_json, cache_dir
     the registry   get_zoo
     tests          zoo_core.testing: tiny_train, and the pytest fixture `hub` (a local Hub-compatible server)
@@ -48,6 +49,7 @@ PLUGIN_SDK = {
     "plot_confusion_matrix": "pictures.plots",
     **dict.fromkeys(["generate_scenes", "Scene", "SCENE_CLASSES", "textured_canvas", "photo_crop", "shape_mask",
                      "skimage_image"], "data.scenes"),
+    **dict.fromkeys(["ImagePrediction", "SAVE_OPTION", "side_by_side", "tiled"], "prediction.images"),
     **dict.fromkeys(["atomic_write", "write_json", "cache_dir"], "base.artifacts"),
     "get_zoo": "registry.plugins",
 }

@@ -35,6 +35,9 @@ TINY_RUNS = {
     "multitask": {"dataset_options": {"count": 40, "canvas": 32}, "image_size": 24},
     # its own text CNN (cnn2 at 32 px leaves too few time steps for a line), 48 drawn lines
     "ocr": {"backbone": "ocr-cnn", "dataset_options": {"captchas": 24, "lines": 24}},
+    # RGB in and out (its head refuses one channel); a narrow decoder, 16 training patches, small validation crops
+    "restore": {"channels": 3, "head_options": {"channels": 8, "levels": 2},
+                "dataset_options": {"patches": 16, "val_patch": 32}},
 }
 INSTALLED = sorted(c.name for c in get_zoo().tasks)
 EXPORTERS = ["onnx", "torchscript", "safetensors", "onnx-int8"]

@@ -168,7 +168,7 @@ def test_requests_cannot_name_files_on_the_server(classify_server, tmp_path):
                       {"Content-Type": "application/json"})
     assert as_body.status == 415
     as_query = request(f"{classify_server.url}/predict?image={secret}", "POST", b"")
-    assert as_query.status == 400 and "no prediction option 'image'" in as_query.json()["error"]
+    assert as_query.status == 400 and "image must be 1 or 0" in as_query.json()["error"]  # a flag, never a path
     assert request(classify_server.url + "/static/../../../../etc/passwd").status == 404
     no_file = request(classify_server.url + "/predict", "POST", b"--x--\r\n", {"Content-Type": "multipart/form-data; boundary=x"})
     assert no_file.status == 400 and "no image" in no_file.json()["error"]

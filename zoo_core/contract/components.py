@@ -171,8 +171,19 @@ class Task(ABC):
     primary_mode: Literal["min", "max"] = "min"
     # How an image is fitted to the model's input at evaluation and prediction: "crop" (shorter side,
     # centre crop: classification), "pad" (letterbox: nothing is cut off) or "stretch" (resize to the
-    # input size, aspect ratio not kept). Geometric tasks must not crop: a box near the edge would be lost.
-    fit: Literal["crop", "pad", "stretch"] = "crop"
+    # input size, aspect ratio not kept) or "native" (no resizing: padded right and below, the border
+    # repeated, to a multiple of the backbone's deepest stride, DataConfig.stride; image-to-image tasks, whose output is the input's
+    # pixels). Geometric tasks must not crop: a box near the edge would be lost.
+    fit: Literal["crop", "pad", "stretch", "native"] = "crop"
+    # False when the task's inputs change every epoch by design (degradations drawn on the fly, generated
+    # noise): backbone features computed once would freeze them, so the CPU recipe never turns feature
+    # caching on for it and --cache-features is a one-line error.
+    cache_features: bool = True
+    # An image-valued task (output (B, C, s*H, s*W) for input (B, C, H, W)) whose inputs may be large: prediction
+    # runs the model on overlapping tiles of at most `tile` input pixels a side (images.tiled), so memory stays
+    # bounded; 0: the whole image at once.
+    tile: int = 0
+    tile_overlap: int = 32
     # Options of `zoo predict` and Run.predict for this task (e.g. top_k), as settings.Setting objects.
     predict_options: Sequence["Setting"] = ()
     # The Hub's pipeline tag for model cards ("image-classification", "object-detection"), if one fits.

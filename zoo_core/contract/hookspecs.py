@@ -17,7 +17,7 @@ What each factory is called with and returns is in the spec's docstring (zoo_cor
 
 - register_datasets   DatasetSpec(name, factory, output, matches=, recipe=)
 - register_backbones  BackboneSpec(name, factory, family=, names=, has=, weights=)
-- register_heads      HeadSpec(name, factory, output, input="pooled"|"pyramid")
+- register_heads      HeadSpec(name, factory, output, input="pooled"|"pyramid"|"pyramid+image")
 - register_losses     LossSpec(name, factory, accepts=(output kinds...))
 - register_exporters  ExporterSpec(name, factory, suffix)
 - register_tasks      TaskSpec(name, "pkg.task:MyTask", output), or the Task subclass itself

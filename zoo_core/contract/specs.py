@@ -159,13 +159,14 @@ WEIGHT_SOURCES = ("package", "hf-hub", "url", "none", "unknown")
 class HeadSpec(_Spec):
     """A head: factory(backbone, info, **options) -> nn.Module, taking the backbone's pooled features
     (input="pooled", width backbone.num_features) or its pyramid (input="pyramid", levels in
-    backbone.feature_info) and producing outputs of kind `output`, or of any of several kinds when the
+    backbone.feature_info), or the pyramid and the model's input image, called head(pyramid, image)
+    (input="pyramid+image": an image-to-image head that predicts a residual), and producing outputs of kind `output`, or of any of several kinds when the
     same tensor serves several tasks (one logit per class: single- and multi-label classification)."""
 
     name: str
     factory: Ref
     output: str | tuple[str, ...]
-    input: Literal["pooled", "pyramid"] = "pooled"
+    input: Literal["pooled", "pyramid", "pyramid+image"] = "pooled"
     description: str = ""
 
 

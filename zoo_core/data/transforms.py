@@ -25,7 +25,7 @@ from .types import Batch, DataConfig
 INTERPOLATION = {"nearest": T.InterpolationMode.NEAREST, "bilinear": T.InterpolationMode.BILINEAR,
                  "bicubic": T.InterpolationMode.BICUBIC}
 AUGMENTATIONS = ("standard", "light", "none")
-FITS = ("crop", "pad", "stretch")
+FITS = ("crop", "pad", "stretch", "native")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,11 @@ class Preprocess:
           ImageNet evaluation; classification).
     pad:  the longer side to size, keeping the aspect ratio, then pad to a square with the mean colour
           (normalised to 0): the whole image is seen, nothing is cut off.
-    stretch: resize to the input size exactly; the aspect ratio is not kept, the whole image is seen."""
+    stretch: resize to the input size exactly; the aspect ratio is not kept, the whole image is seen.
+    native: no resizing at all (the input size is only the training crop's): padded right and below by
+          repeating the last row and column, to a multiple of the backbone's deepest stride
+          (DataConfig.stride), so an image-valued output cropped to Geometry.original_size is the image's
+          own pixels, undisturbed near the edge."""
 
     def __init__(self, dc: DataConfig, fit: str = "crop"):
         if fit not in FITS:
@@ -103,7 +107,13 @@ class Preprocess:
         sample = to_sample(sample["image"], sample.get("target"), sample.get("id", ""))
         h0, w0 = image_size_of(sample["image"])
         _, H, W = self.dc.input_size
-        if self.fit == "stretch":
+        if self.fit == "native":
+            m = max(1, self.dc.stride)
+            H, W = -(-h0 // m) * m, -(-w0 // m) * m
+            if (H, W) != (h0, w0):  # the border repeated: a flat colour would make an edge the model answers to
+                sample = T.Pad([0, 0, W - w0, H - h0], padding_mode="edge")(sample)
+            h1, w1, ox, oy = h0, w0, 0.0, 0.0
+        elif self.fit == "stretch":
             sample = T.Resize((H, W), interpolation=self.interp, antialias=True)(sample)
             ox = oy = 0.0
             h1, w1 = H, W
@@ -187,8 +197,14 @@ def image_transforms(dc: DataConfig, augment: str = "standard", fit: str = "crop
 
 
 def collate_samples(samples: list[dict[str, Any]]) -> Batch:
-    """Stack images; collate targets with torch's default where shapes agree, else keep them as a list."""
-    inputs = torch.stack([s["image"] for s in samples])
+    """Stack images; collate targets with torch's default where shapes agree, else keep them as a list.
+    Images of different sizes (fit "native") are padded right and below to the largest, with 0: the
+    normalised mean colour, as the fit pads; each Geometry still maps the image's own pixels."""
+    images = [s["image"] for s in samples]
+    if len({im.shape for im in images}) > 1:  # (cached features come as placeholders of one shape: never padded)
+        H, W = max(im.shape[-2] for im in images), max(im.shape[-1] for im in images)
+        images = [torch.nn.functional.pad(im, (0, W - im.shape[-1], 0, H - im.shape[-2])) for im in images]
+    inputs = torch.stack(images)
     targets = [s.get("target") for s in samples]
     if all(t is None for t in targets):
         collated = None

@@ -20,6 +20,9 @@ class DataConfig:
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     interpolation: str = "bilinear"
     crop_pct: float = 0.875
+    # The backbone's deepest feature stride: fit "native" pads an image to a multiple of it (set by the core
+    # from the backbone's feature_info when the model is built).
+    stride: int = 32
 
     @property
     def channels(self) -> int:
@@ -36,6 +39,7 @@ class DataConfig:
             std=tuple(float(v) for v in d["std"]),
             interpolation=str(d.get("interpolation", "bilinear")),
             crop_pct=float(d.get("crop_pct", 0.875)),
+            stride=int(d.get("stride", 32)),
         )
 
 

@@ -14,7 +14,9 @@ from ..contract.components import Backbone, DataConfig, Task
 class ZooModel(nn.Module):
     """backbone -> (pooled features or feature pyramid, as the head's spec says) -> head.
 
-    With cached features (`inputs_are_features`), the inputs already are what the head consumes."""
+    A head with input="pyramid+image" is called head(pyramid, image): it sees the model's input too (a
+    residual image-to-image decoder adds to it). With cached features (`inputs_are_features`), the inputs
+    already are what the head consumes; a head that needs the image cannot train on cached features."""
 
     def __init__(self, backbone: Backbone, head: nn.Module, head_input: str = "pooled"):
         super().__init__()
@@ -24,9 +26,11 @@ class ZooModel(nn.Module):
         self.inputs_are_features = False
 
     def features(self, x: torch.Tensor) -> Any:
-        return self.backbone.forward_features(x) if self.head_input == "pyramid" else self.backbone(x)
+        return self.backbone.forward_features(x) if self.head_input.startswith("pyramid") else self.backbone(x)
 
     def forward(self, x: Any) -> Any:
+        if self.head_input == "pyramid+image":
+            return self.head(self.features(x), x)
         return self.head(x if self.inputs_are_features else self.features(x))
 
     def set_backbone_trainable(self, trainable: bool) -> None:
@@ -79,7 +83,7 @@ def _match(output: str, pattern: str) -> bool:
 def build_head(zoo, name: str, backbone: Backbone, info: dict[str, Any], options: dict[str, Any]) -> tuple[nn.Module, str]:
     """The head module and what it consumes; a pyramid head on a backbone without one is a one-line error."""
     spec = zoo.heads.get(name).spec
-    if spec.input == "pyramid" and not getattr(backbone, "feature_info", None):
+    if spec.input.startswith("pyramid") and not getattr(backbone, "feature_info", None):
         raise ZooError(f"head '{name}' needs a feature pyramid and backbone {type(backbone).__name__} gives none; "
                        "pick a convolutional backbone (resnet18, efficientnet_lite0, cnn2)")
     return zoo.heads.create(name, backbone, info, **options), spec.input

@@ -23,6 +23,7 @@ from ..training.rundir import rebuild
 from ..training.configure import infer_dataset
 from ..training.data_plan import load_data
 from ..training.step import evaluate
+from .images import stack_full_size, tiled
 
 
 def check_predict_options(task: Task, options: dict[str, Any]) -> dict[str, Any]:
@@ -124,11 +125,22 @@ class Predictor:
                 yield from skipped
                 if batch is not None:
                     with torch.no_grad():
-                        outputs = self.model(batch.inputs.to(self.device))
+                        outputs = self._forward(batch.inputs.to(self.device), bar)
                     for source, p in zip(sources, self.task.predict(detach(outputs), batch.geometry, self.info, **options)):
                         p.source = source
                         yield p
                 bar.update(len(sources) + len(skipped))
+
+    def _forward(self, inputs: torch.Tensor, bar) -> Any:
+        """The model on a batch; on overlapping tiles when the task asks for it and the images are larger."""
+        tile = self.task.tile
+        if not tile or max(inputs.shape[-2:]) <= tile:
+            return self.model(inputs)
+        if not getattr(self, "_said_tiles", False):
+            bar.write(f"tiling: images larger than {tile} px are predicted in {tile}x{tile} tiles, "
+                      f"{self.task.tile_overlap} px overlap")
+            self._said_tiles = True
+        return tiled(self.model, inputs, tile, self.task.tile_overlap, self.data_config.stride)
 
     def predict(self, images: Iterable[str | Path | Image.Image], batch_size: int = 32, **options: Any) -> list[Prediction]:
         """One Prediction per image, in order; `source` on each says which. Unreadable files raise ZooError."""
@@ -155,6 +167,8 @@ class Predictor:
         from ..pictures.draw import image_grid
 
         shown = [p for p in predictions if p.source != "<PIL image>"][:limit]
+        if shown and all(getattr(p, "full_size", False) for p in shown):  # image outputs: never shrunk into cells
+            return stack_full_size([p.draw(load_image(p.source)) for p in shown], path)
         return image_grid([p.draw(load_image(p.source)) for p in shown], path, titles=[Path(p.source).name for p in shown])
 
 

@@ -89,12 +89,13 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
 
 
-def truthy(value: str) -> bool:
+def truthy(name: str, value: str) -> bool:
+    """A boolean query parameter (draw=1, image=1)."""
     if value.lower() in ("1", "true", "yes", "on"):
         return True
     if value.lower() in ("", "0", "false", "no", "off"):
         return False
-    raise UploadError(400, f"draw must be 1 or 0, got '{value}'")
+    raise UploadError(400, f"{name} must be 1 or 0, got '{value}'")
 
 
 PREDICT_BODY = {
@@ -111,6 +112,8 @@ PREDICT_BODY = {
     "parameters": [
         {"name": "draw", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
          "description": "Answer with the image(s) and the prediction drawn on them (PNG) instead of JSON."},
+        {"name": "image", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+         "description": "An image-valued task (restore, autoencode): answer with the output image itself (PNG)."},
     ],
     "responses": {"200": {"description": "`zoo predict --json` for the images, in order; a PNG with draw=1",
                           "content": {"application/json": {}, "image/png": {}}},
@@ -177,13 +180,19 @@ def create_app(predictor: Predictor, name: str, options: ServeOptions | None = N
               openapi_extra=PREDICT_BODY)
     async def predict(request: Request):
         params = dict(request.query_params)
-        draw = truthy(params.pop("draw", "0"))
+        draw = truthy("draw", params.pop("draw", "0"))
+        as_image = truthy("image", params.pop("image", "0"))  # an image-valued prediction's own PNG
         predict_options = check_predict_options(task, params)  # the task's own options (top_k=...), checked
         uploads = await read_uploads(request, int(options.max_upload_mb * 1e6), options.max_images)
         images = await run_in_threadpool(lambda: [decode(u, options.max_pixels) for u in uploads])
         predictions = await batcher.predict(images, predict_options)
         for p, u in zip(predictions, uploads):
             p.source = u.name
+        if as_image:
+            if len(predictions) != 1 or not hasattr(predictions[0], "png"):
+                raise UploadError(400, f"image=1 answers one image-valued prediction ({task.name} gives "
+                                       f"{'none' if not hasattr(predictions[0], 'png') else 'one per image: send one'})")
+            return Response(await run_in_threadpool(predictions[0].png), media_type="image/png")
         if draw:
             png = await run_in_threadpool(draw_png, predictions, images)
             return Response(png, media_type="image/png")

@@ -33,12 +33,16 @@ TINY = dict(backbone="cnn2", pretrained=False, image_size=32, epochs=1, batch_si
             device="cpu")
 
 
-def tiny_train(task: str, tmp_path: str | Path, **settings: Any):
-    """Train `task` with TINY settings (yours win) into tmp_path/run and return the loaded Run."""
+def tiny_train(task: str, tmp_path: str | Path, channels: int = 1, **settings: Any):
+    """Train `task` with TINY settings (yours win) into tmp_path/run and return the loaded Run.
+    channels=3: the same small CNN on RGB input (a colour task: restoration, generation)."""
     from .. import load_run, train
 
+    if channels not in (1, 3):
+        raise ValueError(f"tiny_train: channels must be 1 or 3, got {channels}")
     out = Path(tmp_path) / "run"
-    train(task, out=str(out), **{**TINY, **settings})
+    rgb = {"backbone_options": {"in_chans": 3}} if channels == 3 else {}
+    train(task, out=str(out), **{**TINY, **rgb, **settings})
     return load_run(out, device="cpu")
 
 

@@ -15,7 +15,7 @@ from ..base.errors import ZooError
 from ..contract.components import Task
 from ..model.backbones import choose_backbone
 from ..model.model import check_compatible
-from .features import apply_cpu_recipe
+from .features import apply_cpu_recipe, cacheable
 from .rundir import next_run_dir, read_checkpoint, read_config, remove_stale_temp_files, started_but_never_checkpointed
 
 
@@ -46,7 +46,8 @@ def resolve_config(task: Task, zoo, file_layer: dict, flag_layer: dict, log=None
         cfg["backbone"], why = choose_backbone(zoo, list(preferences), cfg["pretrained"] and not cfg["weights"])
         if log is not None:
             log(why)
-    apply_cpu_recipe(cfg, set(recipe) | set(file_layer) | set(flag_layer), log)
+    if cacheable(task, zoo, cfg["head"]) is None:
+        apply_cpu_recipe(cfg, set(recipe) | set(file_layer) | set(flag_layer), log)
     for key in ("backbone", "head", "loss"):
         if not cfg[key]:
             raise ZooError(f"task '{task.name}' names no default {key}: pass --{key} NAME (zoo list shows them)")
@@ -121,6 +122,9 @@ def configure(zoo, task_name: str, *, config: str | Path | None, resume: str | P
     for kind in ("dataset", "head", "loss"):  # a mistyped option is an error before any data is read
         zoo.registries[kind].get(cfg[kind]).check_options(cfg[f"{kind}_options"])
     if cfg["cache_features"]:
+        why = cacheable(task, zoo, cfg["head"])
+        if why is not None:
+            raise ZooError(f"--cache-features: {why}, so features cannot be computed once; leave --cache-features out")
         if cfg["mode"] == "finetune":
             raise ZooError("--cache-features needs --mode frozen or staged: features can be computed once only while "
                            "the backbone is frozen")

@@ -159,6 +159,16 @@ def cache_features(model, task, data, cfg: dict[str, Any], machine, log: Callabl
     return splits[0], splits[1], features
 
 
+def cacheable(task, zoo, head: str | None) -> str | None:
+    """None when backbone features may be computed once and reused; else why not (the task opts out,
+    or the head reads the input image, which a feature cache does not hold)."""
+    if not task.cache_features:
+        return f"task '{task.name}' makes its inputs afresh every epoch"
+    if head and zoo.heads.get(head).spec.input == "pyramid+image":
+        return f"head '{head}' reads the input image itself"
+    return None
+
+
 def apply_cpu_recipe(cfg: dict[str, Any], chosen: set[str], log: Callable[[str], None] | None) -> None:
     """On a CPU, your own data (--data) with a pretrained backbone trains frozen on cached features unless
     you, a run file or the dataset's recipe chose the mode or the cache (`chosen`): full fine-tuning of

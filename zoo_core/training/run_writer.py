@@ -11,6 +11,7 @@ rank 0 writes; the other processes of a multi-process run go through the same ca
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import signal
 import threading
@@ -33,6 +34,14 @@ from .rundir import (
 
 if TYPE_CHECKING:
     from .setup import Setup
+
+
+def resolved_options(component, given: dict[str, Any]) -> dict[str, Any]:
+    """A component's options as built: its factory's JSON-able defaults, overridden by those given."""
+    accepted = component.options() or {}
+    defaults = {k: v for k, v in accepted.items()
+                if v is not inspect.Parameter.empty and (v is None or isinstance(v, (bool, int, float, str)))}
+    return {**defaults, **given}
 
 
 class Interrupted(Exception):
@@ -124,6 +133,8 @@ class RunWriter:
     def model_section(self) -> dict[str, Any]:
         s = self.s
         section = model_config(s.cfg, s.task, s.backbone, {**s.info, **self.committed["learned"]})
+        # the head as built, defaults included: a later change of a default cannot silently rebuild another one
+        section["head_options"] = resolved_options(s.zoo.heads.get(s.cfg["head"]), s.cfg["head_options"])
         if getattr(s.state.model, "pruned", None):  # zoo compress --prune channels: shapes config.json alone would not build
             section["pruned"] = s.state.model.pruned
         return section

@@ -104,6 +104,22 @@ def plot_curves(run_dir: Path) -> None:
         plot(rows, run_dir / "curves.png")
 
 
+def shape_mismatch(model, weights: Path) -> str | None:
+    """'<tensor> is <shape> in the file but <shape> in the network' for the first such tensor; None if none
+    (or the file cannot be read at all)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception:
+        return None
+    for name, tensor in model.state_dict().items():
+        if name in shapes and shapes[name] != tuple(tensor.shape):
+            return f"{name} is {list(shapes[name])} in the file but {list(tensor.shape)} in the network"
+    return None
+
+
 def rebuild(run_dir: str | Path, which: str = "best"):
     """(model, saved config, task) of a run, from its config.json and weights alone."""
     from ..model.model import build_model
@@ -134,6 +150,12 @@ def rebuild(run_dir: str | Path, which: str = "best"):
     except ZooError:
         raise
     except Exception as e:
+        mismatch = shape_mismatch(model, weights)
+        if mismatch:  # readable, but shaped otherwise: a head or backbone default changed since training
+            mc = saved["model"]
+            raise ZooError(f"{weights}: {mismatch}; the network config.json describes (head '{mc['head']}' "
+                           f"{mc.get('head_options', {})}) is not the one trained: set the options it was trained with "
+                           "in config.json's model section, or install the plugin version that trained it") from None
         raise ZooError(f"{weights}: unreadable weights ({type(e).__name__}); the file is damaged") from None
     return model.eval(), saved, task
 

@@ -5,6 +5,7 @@ state, restored in that order (the weights before the features they compute)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass
@@ -98,6 +99,9 @@ def prepare(task_name: str, *, config: str | Path | None, resume: str | Path | N
         log(f"loaded {loaded}/{expected} backbone tensors from {cfg['weights']}")
         backbone.pretrained_source = f"file:{cfg['weights']}"
 
+    if getattr(backbone, "feature_info", None):  # what fit "native" pads to a multiple of
+        backbone.data_config = dataclasses.replace(backbone.data_config,
+                                                   stride=max(lv.stride for lv in backbone.feature_info))
     # --- data: the backbone's data config decides size and normalisation, the task the transforms
     data = load_data(zoo, task, cfg, backbone.data_config, log)
     if len(data.train) == 0 or len(data.val) == 0:
