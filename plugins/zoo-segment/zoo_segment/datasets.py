@@ -37,17 +37,26 @@ from .masks import IGNORE, class_colors, stored_mask
 
 class MaskSamples(torch.utils.data.Dataset):
     """Raw samples whose masks are made when asked for: (image, make_mask, id) triples, where make_mask()
-    returns the (H, W) class-index array (a picklable partial, so loader workers can call it)."""
+    returns the (H, W) class-index array (a picklable partial, so loader workers can call it).
 
-    def __init__(self, items: list[tuple[Any, Callable[[], np.ndarray], str]], ignore_index: int = IGNORE):
-        self.items, self.ignore_index = items, ignore_index
+    With `original` (the validation split), the target is {"mask": the Mask the transforms move,
+    "original": the same (H, W) stored mask as a plain tensor, which they leave alone}: the metrics score
+    the prediction at each image's own resolution against it (the field's convention)."""
+
+    def __init__(self, items: list[tuple[Any, Callable[[], np.ndarray], str]], ignore_index: int = IGNORE,
+                 original: bool = False):
+        self.items, self.ignore_index, self.original = items, ignore_index, original
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         image, make_mask, sample_id = self.items[i]
-        return {"image": image, "target": stored_mask(make_mask(), self.ignore_index), "id": sample_id}
+        mask = stored_mask(make_mask(), self.ignore_index)
+        if self.original:
+            return {"image": image, "target": {"mask": mask, "original": mask.as_subclass(torch.Tensor)[0].clone()},
+                    "id": sample_id}
+        return {"image": image, "target": mask, "id": sample_id}
 
 
 def _split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -89,7 +98,7 @@ def scenes_dataset(source: str | None, *, data_config: DataConfig, seed: int, va
     items = [(s.image, partial(np.asarray, s.mask), f"scene-{i:04d}") for i, s in enumerate(scenes)]
     train_idx, val_idx = _split(count, val_fraction, seed)
     counts = sum(np.bincount(scenes[i].mask.ravel(), minlength=len(classes)) for i in train_idx)
-    return DataSplits(MaskSamples([items[i] for i in train_idx]), MaskSamples([items[i] for i in val_idx]),
+    return DataSplits(MaskSamples([items[i] for i in train_idx]), MaskSamples([items[i] for i in val_idx], original=True),
                       _info(classes, class_colors(len(classes)), IGNORE, counts, reference_info), in_memory=True,
                       description=f"scenes ({count} generated scenes of {', '.join(SCENE_CLASSES)} crops on "
                                   f"{min_size}-{max_size} px canvases, seed {seed})")
@@ -213,7 +222,7 @@ def mask_folder_dataset(source: str, *, data_config: DataConfig, seed: int, val_
     items = [(f, partial(read_mask, m, colors if _is_rgb(m) else None), str(f)) for f, m in pairs]
     train_idx, val_idx = _split(len(items), val_fraction, seed)
     return DataSplits(MaskSamples([items[i] for i in train_idx], ignore_index),
-                      MaskSamples([items[i] for i in val_idx], ignore_index),
+                      MaskSamples([items[i] for i in val_idx], ignore_index, original=True),
                       _info(classes, colors, ignore_index, counts, reference_info), skipped=skipped,
                       description=f"{root} ({len(items)} images with masks, {len(classes)} classes)")
 
@@ -321,6 +330,6 @@ def coco_dataset(source: str, *, data_config: DataConfig, seed: int, val_fractio
         labels = items[i][1]()
         counts += np.bincount(labels[labels != ignore_index].ravel(), minlength=len(classes))[:len(classes)]
     return DataSplits(MaskSamples([items[i] for i in train_idx], ignore_index),
-                      MaskSamples([items[i] for i in val_idx], ignore_index),
+                      MaskSamples([items[i] for i in val_idx], ignore_index, original=True),
                       _info(classes, class_colors(len(classes)), ignore_index, counts, reference_info), skipped=skipped,
                       description=f"{path} ({len(kept)} images, {len(annotations)} polygons, {len(cats)} categories)")
