@@ -207,8 +207,8 @@ def read_coco(path: str | Path, where: Callable[[int, dict], str] | None = None,
             raise ZooError(f"{path}: annotations[{n}] is not an object")
         at = where(n, a)
         if not _is_id(a.get("image_id")) or a["image_id"] not in images:
-            raise ZooError(f"{at}: annotation {a.get('id')} refers to image_id {a.get('image_id')!r}, which is not in "
-                           "'images'; add the image or remove the annotation")
+            raise ZooError(f"{at}: image_id {a.get('image_id')!r} is not in 'images'; add the image or remove the "
+                           "annotation")
         if not _is_id(a.get("category_id")) or a["category_id"] not in cats:
             raise ZooError(f"{at}: category_id {a.get('category_id')!r} is not in 'categories' "
                            f"(ids: {', '.join(str(i) for i in cats)})")
