@@ -126,15 +126,20 @@ def declared_size(path: str | Path, what: str = "an image", max_pixels: int = MA
             warnings.simplefilter("ignore")
             with Image.open(path) as img:
                 w, h = img.size
-                rotated = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+                if w * h > max_pixels:
+                    raise ZooError(f"{path}: declares {w}x{h} pixels, over the limit of {max_pixels:,}; refused as {what}")
+                try:
+                    rotated = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+                except Exception:  # damaged EXIF: the pixels are still the image's
+                    rotated = False
+    except ZooError:
+        raise
     except FileNotFoundError:
         raise ZooError(f"{path}: no such file ({what})") from None
     except Image.DecompressionBombError:
         raise ZooError(f"{path}: declares more than {max_pixels:,} pixels; refused as {what}") from None
     except Exception as e:  # whatever PIL raises for it, the file is the problem
         raise ZooError(f"{path}: not readable as {what} ({type(e).__name__})") from None
-    if w * h > max_pixels:
-        raise ZooError(f"{path}: declares {w}x{h} pixels, over the limit of {max_pixels:,}; refused as {what}")
     return (w, h) if rotated else (h, w)
 
 

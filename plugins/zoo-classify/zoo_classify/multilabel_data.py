@@ -23,6 +23,7 @@ from zoo_core import (
     check_listed_images,
     find_images,
     random_split,
+    is_missing,
     read_csv,
     resolve_path,
     scan_images,
@@ -70,9 +71,12 @@ def is_csv(source: str) -> bool:
 
 def parse_labels(text: str, separator: str, where: str) -> list[str]:
     """A row's label list ('cat;outdoor'), or a one-line error naming file:line."""
-    if not text.strip():
-        raise ZooError(f"{where}: empty label list; every image needs at least one label, separated by '{separator}'")
+    if is_missing(text):
+        raise ZooError(f"{where}: the label list is missing ({text.strip() or 'empty'!r}); every image needs at least "
+                       f"one label, separated by '{separator}'")
     labels = [t.strip() for t in text.split(separator)]
+    if any(is_missing(t) for t in labels):
+        raise ZooError(f"{where}: a missing label in '{text}' (empty or NaN); labels are separated by '{separator}'")
     if any(not t for t in labels):
         raise ZooError(f"{where}: empty label in '{text}' (a doubled or trailing '{separator}'?); "
                        f"labels are separated by '{separator}'")

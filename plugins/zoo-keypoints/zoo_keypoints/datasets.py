@@ -209,6 +209,8 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
                            f"{', split' if split_col else ''}), got {len(r)}")
         if not r[0].strip():
             raise ZooError(f"{where}: empty image file name")
+        if "\0" in r[0]:
+            raise ZooError(f"{where}: a NUL byte in the image file name; fix or remove the row")
         coords = r[1:1 + 2 * k]
         try:
             values = [_number(c) for c in coords]
@@ -237,6 +239,9 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
                                f"{file.name}")
             points[i] = (min(x, w - 1e-3), min(y, h - 1e-3))
             visible[i] = True
+        if not visible.any():  # nothing to learn from, and a split of such rows would score a perfect 0.0
+            raise ZooError(f"{where}: no labelled point (every coordinate empty, NaN or negative); label at least one "
+                           "or remove the row")
         items.append(Item(file, points, visible, (h, w), id=str(file)))
         split_names.append(split)
     if not items:
