@@ -72,8 +72,8 @@ def is_csv(source: str) -> bool:
 def parse_labels(text: str, separator: str, where: str) -> list[str]:
     """A row's label list ('cat;outdoor'), or a one-line error naming file:line."""
     if is_missing(text):
-        raise ZooError(f"{where}: the label list is missing ({text.strip() or 'empty'!r}); every image needs at least "
-                       f"one label, separated by '{separator}'")
+        what = "empty label list" if not text.strip() else f"the label list is missing ({text.strip()!r})"
+        raise ZooError(f"{where}: {what}; every image needs at least one label, separated by '{separator}'")
     labels = [t.strip() for t in text.split(separator)]
     if any(is_missing(t) for t in labels):
         raise ZooError(f"{where}: a missing label in '{text}' (empty or NaN); labels are separated by '{separator}'")
