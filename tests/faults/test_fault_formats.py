@@ -417,3 +417,26 @@ def test_a_nan_multilabel_label(tmp_path):
     data = labels_csv(tmp_path / "c", "i5.png,a;NaN")
     data.write_text(data.read_text().replace("path,label", "path,labels"))
     refused("multilabel", data, tmp_path, f"{data}:7", "missing label")
+
+
+# ---------------------------------------------------------------------------------- keypoints COCO
+
+@pytest.mark.parametrize("content, expected", [
+    (b'{"images": [], "annotations": [], "categories": [{"name": "caf\xe9"}]}', "not UTF-8"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b"GIF89a not json at all", "not JSON"),
+])
+def test_keypoints_coco_damage_is_one_line(content, expected, tmp_path):
+    data = tmp_path / "person_keypoints.json"
+    data.write_bytes(content)
+    refused("keypoints", data, tmp_path, str(data), expected, extra=["--dataset", "coco-keypoints"])
+
+
+def test_detect_results_reads_an_image_info_file_without_annotations(tmp_path):
+    """COCO's test-dev ships image_info_test-dev2017.json: images and categories, no annotations."""
+    from zoo_detect.commands import annotation_ids
+
+    info = tmp_path / "image_info.json"
+    info.write_text(json.dumps({"images": [{"id": 5, "file_name": "x.jpg", "width": 4, "height": 3}],
+                                "categories": [{"id": 17, "name": "cat"}, {"id": 1, "name": "person"}]}))
+    assert annotation_ids(str(info), ["person", "cat"]) == ({"x.jpg": 5}, [1, 17])

@@ -17,7 +17,7 @@ def annotation_ids(path: str, classes: list[str]) -> tuple[dict[str, object], li
     classes, taken by name (COCO ids are sparse: 1, 17, 47 ...). A class the file does not name is an error."""
     from .datasets import read_coco_json
 
-    doc = read_coco_json(Path(path))
+    doc = read_coco_json(Path(path), need_annotations=False)  # test-dev's image info file has none
     ids = {Path(str(im["file_name"])).name: im["id"] for im in doc["images"]}
     by_name = {str(c["name"]): c["id"] for c in doc["categories"]}
     missing = [c for c in classes if c not in by_name]

@@ -176,10 +176,11 @@ def is_coco(source: str) -> bool:
     return p.is_file() and p.suffix.lower() == ".json"
 
 
-def read_coco_json(path: Path) -> dict:
-    """A checked COCO instances JSON (zoo_core.read_coco), errors located at the line of the annotation's bbox."""
+def read_coco_json(path: Path, need_annotations: bool = True) -> dict:
+    """A checked COCO instances JSON (zoo_core.read_coco), errors located at the line of the annotation's bbox;
+    without need_annotations, an image-info file (COCO's test-dev: images and categories) is enough."""
     cache: list = []
-    return read_coco(path, lambda n, ann: read_where(path, n, cache))
+    return read_coco(path, lambda n, ann: read_where(path, n, cache), need_annotations=need_annotations)
 
 
 def _coco_items(path: Path, classes: list[str] | None, reference_info: dict | None, image_dir: str, split: str

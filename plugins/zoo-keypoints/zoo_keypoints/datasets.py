@@ -28,6 +28,7 @@ from zoo_core import (
     check_listed_images,
     image_size,
     random_split,
+    read_json,
     skipped_example,
     split_column,
 )
@@ -312,13 +313,8 @@ def coco_dataset(source: str, *, data_config: DataConfig, seed: int, val_fractio
     point; crop "auto" cuts each instance's box (plus `margin`) out of its image when some image holds
     several instances (people), and keeps whole images otherwise (one face per photo); "box" or "none" force it."""
     path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ZooError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ZooError(f"{path}: cannot read ({getattr(e, 'strerror', None) or type(e).__name__})") from None
+    data = read_json(path, "a COCO keypoints JSON")  # size, first bytes, UTF-8 and nesting checked in one line
+    text = path.read_text(encoding="utf-8-sig")
     if crop not in ("auto", "box", "none"):
         raise ZooError(f"--set dataset.crop={crop}: use auto, box or none")
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")):
