@@ -75,11 +75,11 @@ def parse_labels(text: str, separator: str, where: str) -> list[str]:
         what = "empty label list" if not text.strip() else f"the label list is missing ({text.strip()!r})"
         raise ZooError(f"{where}: {what}; every image needs at least one label, separated by '{separator}'")
     labels = [t.strip() for t in text.split(separator)]
-    if any(is_missing(t) for t in labels):
-        raise ZooError(f"{where}: a missing label in '{text}' (empty or NaN); labels are separated by '{separator}'")
     if any(not t for t in labels):
         raise ZooError(f"{where}: empty label in '{text}' (a doubled or trailing '{separator}'?); "
                        f"labels are separated by '{separator}'")
+    if any(is_missing(t) for t in labels):
+        raise ZooError(f"{where}: a missing label in '{text}' (NaN, None, NA); name the label or remove it")
     for t in labels:
         other = next((c for c in SEPARATORS if c != separator and c in t), None)
         if other:
