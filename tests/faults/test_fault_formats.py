@@ -266,7 +266,7 @@ def huge_png(path: Path, w: int, h: int) -> None:
 def test_mask_of_the_wrong_size(tmp_path):
     root = masks(tmp_path / "m")
     Image.fromarray(np.zeros((20, 20), np.uint8), mode="L").save(root / "masks" / "i2.png")
-    refused("segment", root, tmp_path, "i2.png", "mask is 20x20, its image is 40x30")
+    refused("segment", root, tmp_path, "i2.png", "mask is 20x20, its image i2.png is 40x30")
 
 
 def test_mask_values_outside_the_classes(tmp_path):

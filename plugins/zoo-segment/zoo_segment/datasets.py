@@ -146,13 +146,14 @@ def _read_spec(path: Path) -> tuple[list[str], list[list[int]] | None]:
     return list(classes), colors
 
 
-def read_mask(path: Path, colors: list[list[int]] | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
+def read_mask(path: Path, colors: list[list[int]] | None = None, image: Path | None = None) -> np.ndarray:
     """A mask file as (H, W) class indices: palette ("P") and grey ("L", "I;16") PNGs hold the index
     itself; RGB masks are read by colour, which needs the spec's colors (an unknown colour is an error).
-    With `size` (h, w), the size the file declares is compared with it before anything is decoded."""
+    With its `image`, the size the mask file declares is compared with the image's before anything is decoded."""
     declared = declared_size(path, "a mask")
-    if size is not None and declared != tuple(size):
-        raise ZooError(f"{path}: mask is {declared[1]}x{declared[0]}, its image is {size[1]}x{size[0]}")
+    if image is not None and declared != image_size(image):
+        h, w = image_size(image)
+        raise ZooError(f"{path}: mask is {declared[1]}x{declared[0]}, its image {image.name} is {w}x{h}")
     try:
         with Image.open(path) as img:
             mode = img.mode
@@ -225,7 +226,7 @@ def mask_folder_dataset(source: str, *, data_config: DataConfig, seed: int, val_
     known = len(classes) if classes is not None else None
     counts = np.zeros(256, np.int64)
     for f, m in pairs:
-        labels = read_mask(m, colors, size=image_size(f))  # the size compared before the mask is decoded
+        labels = read_mask(m, colors, image=f)  # the sizes compared before the mask is decoded
         values = np.unique(labels)
         bad = [int(v) for v in values if v != ignore_index and (v < 0 or v > 255 or (known is not None and v >= known))]
         if bad:
