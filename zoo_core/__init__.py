@@ -12,7 +12,10 @@ PLUGIN_SDK, what a plugin builds with:
     registration   DatasetSpec, BackboneSpec, HeadSpec, LossSpec, ExporterSpec, TaskSpec, CommandSpec
                    (no torch: a plugin's registration module imports only these and hookimpl)
     data           load_image, open_image, image_size, find_images, scan_images, check_listed_images, read_csv,
-                   resolve_path, PATH_COLUMNS, stratified_split, random_split, skipped_example, split_column
+                   resolve_path, PATH_COLUMNS, stratified_split, random_split, skipped_example, split_column,
+                   is_missing
+    formats        read_json, read_yaml, read_xml, read_text, read_coco, declared_size, key_lines
+                   (other tools' annotation files, size- and bomb-checked, refused in one line)
     transforms     Preprocess, Augment, Geometry, image_transforms, collate_samples, to_sample, input_to_image
     pictures       draw_caption, draw_boxes, draw_points, draw_mask, image_grid, color, plot_confusion_matrix
     scenes         generate_scenes, Scene, SCENE_CLASSES, textured_canvas, photo_crop, shape_mask, skimage_image
@@ -42,7 +45,9 @@ PLUGIN_SDK = {
     "TimmModelBackbone": "model.backbones",
     **dict.fromkeys(["load_image", "open_image", "image_size", "find_images", "scan_images", "check_listed_images",
                      "read_csv", "resolve_path", "PATH_COLUMNS", "stratified_split", "random_split", "skipped_example",
-                     "split_column"], "data.images"),
+                     "split_column", "is_missing"], "data.images"),
+    **dict.fromkeys(["read_json", "read_yaml", "read_xml", "read_text", "read_coco", "declared_size", "key_lines"],
+                    "data.formats"),
     **dict.fromkeys(["Preprocess", "Augment", "Geometry", "image_transforms", "collate_samples", "to_sample",
                      "input_to_image"], "data.transforms"),
     **dict.fromkeys(["draw_caption", "draw_boxes", "draw_points", "draw_mask", "image_grid", "color"], "pictures.draw"),

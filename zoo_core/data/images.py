@@ -239,7 +239,11 @@ def read_csv(path: str | Path, columns: dict[str, Sequence[str]], *, optional: S
                                f"one of {', '.join(accepted)} or pass --set dataset.{name}_column=NAME")
         rows, lines = [], []
         for r in reader:
-            rows.append({name: (r.get(col) or "").strip() if col else "" for name, col in picked.items()})
+            row = {name: (r.get(col) or "").strip() if col else "" for name, col in picked.items()}
+            bad = next((name for name, v in row.items() if "\0" in v), None)
+            if bad is not None:  # a path with one cannot be opened: the file is damaged or not text
+                raise ZooError(f"{path}:{reader.line_num}: a NUL byte in the {bad} column; fix or remove the row")
+            rows.append(row)
             lines.append(reader.line_num)
     except csv.Error as e:
         raise ZooError(f"{path}: malformed CSV ({e})") from None
@@ -266,8 +270,20 @@ def split_column(values: Sequence[str], where: str, lines: Sequence[int] | None 
     return values
 
 
+MISSING = ("", "nan", "na", "n/a", "none", "null")  # how spreadsheets and pandas write an empty cell
+
+
+def is_missing(value: str) -> bool:
+    """Whether a data file's cell means "no value": empty, or NaN/nan/NA/None/null as pandas and
+    spreadsheets write a missing one (a label spelled so would otherwise become a class named 'NaN')."""
+    return value.strip().lower() in MISSING
+
+
 def resolve_path(base: str | Path, value: str) -> Path:
-    """A path from a data file, relative to the data file's folder unless absolute."""
+    """A path from a data file, relative to the data file's folder unless absolute (a NUL byte in it is a
+    ZooError naming the data file)."""
+    if "\0" in value:
+        raise ZooError(f"{base}: a path with a NUL byte ({value[:40]!r}); fix the data file")
     p = Path(value)
     return p if p.is_absolute() else (Path(base).parent / p).resolve()
 

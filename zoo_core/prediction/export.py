@@ -69,7 +69,10 @@ def export_metadata(predictor, output_names: list[str]) -> dict[str, Any]:
             "preprocessing": {**predictor.data_config.to_dict(), "fit": predictor.task.fit, "input": "RGB" if
                               predictor.data_config.channels == 3 else "L", "layout": "NCHW, float32, normalised",
                               # input_size's height and width are then what training used, not a requirement
-                              "dynamic_size": list(dynamic_axes(predictor.task))},
+                              "dynamic_size": list(dynamic_axes(predictor.task)),
+                              # the letterbox's padding colour (0..255, the mean colour: 0 once normalised)
+                              **({"pad_value": [round(m * 255) for m in predictor.data_config.mean]}
+                                 if predictor.task.fit == "pad" else {})},
             "backbone": mc.get("backbone"), "head": mc.get("head")}
     if mc:
         meta["model"] = mc

@@ -17,6 +17,7 @@ from zoo_core import (
     ZooError,
     check_listed_images,
     find_images,
+    is_missing,
     read_csv,
     resolve_path,
     scan_images,
@@ -140,15 +141,18 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
                 reference_info: dict | None = None, path_column: str | None = None,
                 label_column: str | None = None) -> DataSplits:
     """Rows of (path, label), paths relative to the CSV's folder. A 'split' column with train/val
-    values, when present, is used instead of a random split."""
+    values, when present, is used instead of a random split. A missing path or label (empty, NaN, nan,
+    NA, None: zoo_core.is_missing) is an error naming the file and line."""
     path = Path(source)
     rows, _ = read_csv(path, {"path": PATH_COLUMNS, "label": LABEL_COLUMNS, "split": ("split",)}, optional=["split"],
                        chosen={"path": path_column, "label": label_column})
-    skipped = [(f"{path}:{n + 2}", "empty path or label") for n, r in enumerate(rows) if not r["path"] or not r["label"]]
-    rows = [r for r in rows if r["path"] and r["label"]]
+    for n, r in enumerate(rows):  # a missing label is fixed in the file, not made a class named 'NaN'
+        for column in ("path", "label"):
+            if is_missing(r[column]):
+                raise ZooError(f"{path}:{n + 2}: the {column} is missing ({r[column] or 'empty'!r}); fill it in or "
+                               "remove the row")
     files = [resolve_path(path, r["path"]) for r in rows]
-    readable, bad = check_listed_images(files)
-    skipped += bad
+    readable, skipped = check_listed_images(files)
     kept = [(f, r) for f, r in zip(files, rows) if f in readable]
     if not kept:
         raise ZooError(f"{path}: none of the {len(skipped)} image(s) it lists could be read{skipped_example(skipped)}; "

@@ -23,6 +23,7 @@ from zoo_core import (
     check_listed_images,
     find_images,
     random_split,
+    is_missing,
     read_csv,
     resolve_path,
     scan_images,
@@ -70,12 +71,15 @@ def is_csv(source: str) -> bool:
 
 def parse_labels(text: str, separator: str, where: str) -> list[str]:
     """A row's label list ('cat;outdoor'), or a one-line error naming file:line."""
-    if not text.strip():
-        raise ZooError(f"{where}: empty label list; every image needs at least one label, separated by '{separator}'")
+    if is_missing(text):
+        what = "empty label list" if not text.strip() else f"the label list is missing ({text.strip()!r})"
+        raise ZooError(f"{where}: {what}; every image needs at least one label, separated by '{separator}'")
     labels = [t.strip() for t in text.split(separator)]
     if any(not t for t in labels):
         raise ZooError(f"{where}: empty label in '{text}' (a doubled or trailing '{separator}'?); "
                        f"labels are separated by '{separator}'")
+    if any(is_missing(t) for t in labels):
+        raise ZooError(f"{where}: a missing label in '{text}' (NaN, None, NA); name the label or remove it")
     for t in labels:
         other = next((c for c in SEPARATORS if c != separator and c in t), None)
         if other:

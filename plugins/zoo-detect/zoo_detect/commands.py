@@ -9,37 +9,55 @@ from pathlib import Path
 import click
 from zoo_core import ZooError, atomic_write
 
+from .boxes import EVAL_SCORE, MAX_DETECTIONS, NMS_IOU
+
+
+def annotation_ids(path: str, classes: list[str]) -> tuple[dict[str, object], list[int]]:
+    """From a COCO instances JSON: image ids by file name, and the category id of each of the model's
+    classes, taken by name (COCO ids are sparse: 1, 17, 47 ...). A class the file does not name is an error."""
+    from .datasets import read_coco_json
+
+    doc = read_coco_json(Path(path), need_annotations=False)  # test-dev's image info file has none
+    ids = {Path(str(im["file_name"])).name: im["id"] for im in doc["images"]}
+    by_name = {str(c["name"]): c["id"] for c in doc["categories"]}
+    missing = [c for c in classes if c not in by_name]
+    if missing:
+        raise ZooError(f"{path}: no category named {', '.join(repr(c) for c in missing)} among its categories "
+                       f"({', '.join(by_name) or 'none'}); the model's classes are {', '.join(classes)}")
+    return ids, [int(by_name[c]) for c in classes]
+
 
 @click.command("detect-results")
 @click.argument("run", metavar="RUN|hf-hub:ID")
 @click.argument("images", nargs=-1, required=True)
 @click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, help="The COCO results JSON to write.")
 @click.option("--annotations", type=click.Path(exists=True, dir_okay=False),
-              help="A COCO instances JSON: image ids are taken from it by file name (default: the file name).")
-@click.option("-t", "--score-threshold", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="A COCO instances JSON: image ids by file name and category ids by class name are taken from it "
+                   "(default: the file name, and the training data's ids).")
+@click.option("-t", "--score-threshold", type=click.FloatRange(0, 1), default=EVAL_SCORE, show_default=True,
               help="COCO evaluation wants low-scoring detections too.")
-@click.option("--iou-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True)
-@click.option("--max-detections", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--iou-threshold", type=click.FloatRange(0, 1), default=NMS_IOU, show_default=True,
+              help="Per-class NMS IoU (the same default as zoo predict and zoo eval).")
+@click.option("--max-detections", type=click.IntRange(min=1), default=MAX_DETECTIONS, show_default=True)
 @click.option("--device", default="auto")
 def detect_results(run, images, out, annotations, score_threshold, iou_threshold, max_detections, device):
-    """Detect objects in IMAGES with a trained detect RUN and write them in the COCO results format."""
+    """Detect objects in IMAGES with a trained detect RUN and write them in the COCO results format.
+
+    Decoded as zoo eval scores them (boxes clipped to the image, per-class NMS, original pixels), so
+    pycocotools' mAP on this file is zoo eval's on the same images."""
     from zoo_core import load_run
 
     try:
         model = load_run(run, device=device)
         if model.task.name != "detect":
             raise ZooError(f"{run}: a '{model.task.name}' model; detect-results needs a detect run")
-        ids = {}
+        ids, category_ids = {}, model.info.get("category_ids")
         if annotations:
-            try:
-                ids = {Path(im["file_name"]).name: im["id"] for im in json.loads(Path(annotations).read_text())["images"]}
-            except (ValueError, KeyError, TypeError):
-                raise ZooError(f"{annotations}: not a COCO instances JSON with images[].file_name and id") from None
+            ids, category_ids = annotation_ids(annotations, list(model.info["classes"]))
         preds, skipped = model.predict_paths(images, score_threshold=score_threshold, iou_threshold=iou_threshold,
                                              max_detections=max_detections)
         if not preds:
             raise ZooError("no readable image among the inputs" + (f" (e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""))
-        category_ids = model.info.get("category_ids")
         results = []
         for p in preds:
             name = Path(p.source).name

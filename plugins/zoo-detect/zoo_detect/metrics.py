@@ -2,9 +2,12 @@
 mAP@0.75 and mAR@100 overall, mAP and mAP@0.5 per class, a precision-recall plot per class at IoU 0.5
 and the first validation images with predicted (solid, with scores) and true (dashed) boxes.
 
-Detections for the metric are decoded as COCO evaluates detectors: every score above 0.05, per-class NMS
-at IoU 0.6, the best 100 per image; boxes in model-input pixels (the same letterbox for prediction and
-truth, so the overlaps are those of the original images)."""
+Detections for the metric are decoded as zoo predict and detect-results decode them for COCO's tools
+(boxes.detections): every score above 0.05, boxes clipped to the image inside the letterbox, per-class
+NMS at IoU 0.6, the best 100 per image; then predictions and truth are scored in each image's original
+pixels (COCO's small/medium/large areas are those of the original image), so `zoo eval` reports what
+pycocotools reports on detect-results' file. A training batch (augmented: no geometry) is scored in input
+pixels, a trend only."""
 
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ from typing import Any, Callable
 import torch
 from zoo_core import Metrics, draw_boxes, image_grid, write_json
 
-from .boxes import detections
+from .boxes import EVAL_SCORE, MAX_DETECTIONS, NMS_IOU, detections
 
-EVAL_DECODE = dict(score_threshold=0.05, iou_threshold=0.6, max_detections=100)
+EVAL_DECODE = dict(score_threshold=EVAL_SCORE, iou_threshold=NMS_IOU, max_detections=MAX_DETECTIONS)
 KEEP = 12  # validation images kept for the report's picture
 TRAIN_SAMPLE = 64  # training images per epoch whose mAP is measured: a trend to compare with validation, cheaply
 DRAW_SIZE = 320
@@ -49,9 +52,22 @@ class DetectionMetrics(Metrics):
             return  # decoding and matching every training batch would cost as much as the step itself
         inputs = outputs.get("inputs")
         size = tuple(inputs.shape[-2:]) if isinstance(inputs, torch.Tensor) and inputs.dim() == 4 else None
-        dets = [{k: v.cpu() for k, v in d.items()} for d in detections(outputs, input_size=size, **EVAL_DECODE)]
+        geometry = [t.get("geometry") for t in targets]
+        regions = None
+        if all(g is not None for g in geometry):  # the eval transform: each image's place in the letterbox
+            g = torch.stack([g.float().cpu() for g in geometry])  # (B, 6): sx, sy, ox, oy, h, w
+            regions = torch.stack([g[:, 2], g[:, 3], g[:, 2] + g[:, 5] * g[:, 0], g[:, 3] + g[:, 4] * g[:, 1]], dim=1)
+        dets = [{k: v.cpu() for k, v in d.items()}
+                for d in detections(outputs, input_size=size, regions=regions, **EVAL_DECODE)]
         truth = [{"boxes": t["boxes"].float().cpu().reshape(-1, 4), "labels": t["labels"].long().cpu()} for t in targets]
-        self.map.update(dets, truth)
+        if regions is None:
+            self.map.update(dets, truth)
+        else:  # scored in original pixels: (input - offset) / scale, for predictions and truth alike
+            def original(boxes, k):
+                return (boxes - g[k, [2, 3, 2, 3]]) / g[k, [0, 1, 0, 1]]
+
+            self.map.update([{**d, "boxes": original(d["boxes"], k)} for k, d in enumerate(dets)],
+                            [{**t, "boxes": original(t["boxes"], k)} for k, t in enumerate(truth)])
         self.images += len(truth)
         for i in range(min(KEEP - len(self.kept), len(truth))):
             image = inputs[i].cpu() if size is not None and inputs.shape[1] in (1, 3) else None

@@ -25,7 +25,7 @@ from zoo_core import (
 )
 
 from . import DEFAULT_BACKBONES
-from .boxes import DENSE, FIT, detections, location_scores
+from .boxes import DENSE, FIT, MAX_DETECTIONS, NMS_IOU, SHOW_SCORE, detections, image_regions, location_scores
 from .metrics import DetectionMetrics
 
 MIN_SIDE = 1.0  # input pixels: a box augmentation squeezed thinner than this is dropped with its label
@@ -73,7 +73,9 @@ class DetectionPrediction(Prediction):
 
 def box_targets(samples: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]] | None:
     """Each sample's boxes (input pixels, after the transform) clipped to the input, and labels; boxes an
-    augmentation squeezed to nothing are dropped with their labels."""
+    augmentation squeezed to nothing are dropped with their labels. With the eval transform's geometry
+    (no augmentation) every box is kept, however small, as COCO's evaluation counts it, and "geometry"
+    holds (sx, sy, ox, oy, h, w): the metrics score in the original image's pixels with it."""
     if any(s.get("target") is None for s in samples):
         return None
     out = []
@@ -83,8 +85,13 @@ def box_targets(samples: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]] 
         b = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4).clone()
         b[:, 0::2] = b[:, 0::2].clamp(0, w)
         b[:, 1::2] = b[:, 1::2].clamp(0, h)
-        keep = ((b[:, 2] - b[:, 0]) >= MIN_SIDE) & ((b[:, 3] - b[:, 1]) >= MIN_SIDE)
-        out.append({"boxes": b[keep], "labels": torch.as_tensor(labels, dtype=torch.long).reshape(-1)[keep]})
+        g = s.get("geometry")
+        keep = ((b[:, 2] - b[:, 0]) >= MIN_SIDE) & ((b[:, 3] - b[:, 1]) >= MIN_SIDE) if g is None else \
+            (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        t = {"boxes": b[keep], "labels": torch.as_tensor(labels, dtype=torch.long).reshape(-1)[keep]}
+        if g is not None:
+            t["geometry"] = torch.tensor([*g.scale, *g.offset, *g.original_size], dtype=torch.float32)
+        out.append(t)
     return out
 
 
@@ -121,10 +128,11 @@ class DetectTask(Task):
     fit = FIT
     pipeline_tag = "object-detection"
     predict_options = (
-        Setting("score_threshold", float, 0.3, "Keep detections scoring at least this (0..1).", min=0.0, max=1.0, short="t"),
-        Setting("iou_threshold", float, 0.5, "NMS: drop a box overlapping a better one of its class by more than this IoU.",
-                min=0.0, max=1.0),
-        Setting("max_detections", int, 100, "At most this many detections per image.", min=1, max=10000),
+        Setting("score_threshold", float, SHOW_SCORE, "Keep detections scoring at least this (0..1).", min=0.0, max=1.0,
+                short="t"),
+        Setting("iou_threshold", float, NMS_IOU, "NMS: drop a box overlapping a better one of its class by more than "
+                "this IoU.", min=0.0, max=1.0),
+        Setting("max_detections", int, MAX_DETECTIONS, "At most this many detections per image.", min=1, max=10000),
     )
 
 
@@ -174,10 +182,12 @@ class DetectTask(Task):
                                 tuple(dc.input_size[1:]) if dc is not None else (320, 320))
 
 
-    def predict(self, outputs: Any, geometry, info: dict[str, Any], score_threshold: float = 0.3,
-                iou_threshold: float = 0.5, max_detections: int = 100, **options: Any) -> list[DetectionPrediction]:
+    def predict(self, outputs: Any, geometry, info: dict[str, Any], score_threshold: float = SHOW_SCORE,
+                iou_threshold: float = NMS_IOU, max_detections: int = MAX_DETECTIONS, **options: Any
+                ) -> list[DetectionPrediction]:
         classes = info["classes"]
-        decoded = detections(outputs, score_threshold, iou_threshold, max_detections)
+        # boxes clipped to the image inside the letterbox before NMS, as zoo eval scores them
+        decoded = detections(outputs, score_threshold, iou_threshold, max_detections, regions=image_regions(geometry))
         out = []
         for det, g in zip(decoded, geometry):
             boxes = det["boxes"].cpu()

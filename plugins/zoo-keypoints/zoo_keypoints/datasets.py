@@ -28,6 +28,7 @@ from zoo_core import (
     check_listed_images,
     image_size,
     random_split,
+    read_json,
     skipped_example,
     split_column,
 )
@@ -209,6 +210,8 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
                            f"{', split' if split_col else ''}), got {len(r)}")
         if not r[0].strip():
             raise ZooError(f"{where}: empty image file name")
+        if "\0" in r[0]:
+            raise ZooError(f"{where}: a NUL byte in the image file name; fix or remove the row")
         coords = r[1:1 + 2 * k]
         try:
             values = [_number(c) for c in coords]
@@ -237,6 +240,9 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
                                f"{file.name}")
             points[i] = (min(x, w - 1e-3), min(y, h - 1e-3))
             visible[i] = True
+        if not visible.any():  # nothing to learn from, and a split of such rows would score a perfect 0.0
+            raise ZooError(f"{where}: no labelled point (every coordinate empty, NaN or negative); label at least one "
+                           "or remove the row")
         items.append(Item(file, points, visible, (h, w), id=str(file)))
         split_names.append(split)
     if not items:
@@ -307,13 +313,8 @@ def coco_dataset(source: str, *, data_config: DataConfig, seed: int, val_fractio
     point; crop "auto" cuts each instance's box (plus `margin`) out of its image when some image holds
     several instances (people), and keeps whole images otherwise (one face per photo); "box" or "none" force it."""
     path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ZooError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ZooError(f"{path}: cannot read ({getattr(e, 'strerror', None) or type(e).__name__})") from None
+    data = read_json(path, "a COCO keypoints JSON")  # size, first bytes, UTF-8 and nesting checked in one line
+    text = path.read_text(encoding="utf-8-sig")
     if crop not in ("auto", "box", "none"):
         raise ZooError(f"--set dataset.crop={crop}: use auto, box or none")
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")):

@@ -17,6 +17,7 @@ from zoo_core import (
     DataSplits,
     ZooError,
     check_listed_images,
+    is_missing,
     random_split,
     resolve_path,
     skipped_example,
@@ -86,6 +87,8 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
     for n, r in enumerate(rows):
         if not r.get(image_col):
             raise ZooError(f"{path}:{n + 2}: empty {image_col}")
+        if "\0" in r[image_col]:
+            raise ZooError(f"{path}:{n + 2}: a NUL byte in the {image_col} column; fix or remove the row")
         files.append(resolve_path(path, r[image_col]))
     readable, skipped = check_listed_images(files)
     for n, f in enumerate(files):
@@ -95,7 +98,9 @@ def csv_dataset(source: str, *, data_config: DataConfig, seed: int, val_fraction
     if not keep:
         raise ZooError(f"{path}: none of the {len(skipped)} image(s) it lists could be read{skipped_example(skipped)}; "
                        "paths are relative to the CSV's folder")
-    columns = {c: [(rows[n].get(c) or "").strip() for n in keep] for c in target_cols}
+    # NaN, nan, NA, None as pandas and spreadsheets write a missing value: missing (not learned), like an empty cell
+    columns = {c: ["" if is_missing(rows[n].get(c) or "") else (rows[n].get(c) or "").strip() for n in keep]
+               for c in target_cols}
     splits = [all_splits[n] for n in keep] if all_splits else None
     return build_splits([files[n] for n in keep], columns, lines, str(path), targets=targets, seed=seed,
                         val_fraction=val_fraction, reference_info=reference_info, split_values=splits, skipped=skipped,

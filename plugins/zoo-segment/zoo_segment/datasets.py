@@ -9,7 +9,6 @@ the spec), "ignore_index" and "class_pixels" (each class's share of the training
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -23,10 +22,13 @@ from zoo_core import (
     DataSplits,
     ZooError,
     check_listed_images,
+    declared_size,
     find_images,
     generate_scenes,
     image_size,
     random_split,
+    read_coco,
+    read_json,
     skipped_example,
 )
 
@@ -37,17 +39,26 @@ from .masks import IGNORE, class_colors, stored_mask
 
 class MaskSamples(torch.utils.data.Dataset):
     """Raw samples whose masks are made when asked for: (image, make_mask, id) triples, where make_mask()
-    returns the (H, W) class-index array (a picklable partial, so loader workers can call it)."""
+    returns the (H, W) class-index array (a picklable partial, so loader workers can call it).
 
-    def __init__(self, items: list[tuple[Any, Callable[[], np.ndarray], str]], ignore_index: int = IGNORE):
-        self.items, self.ignore_index = items, ignore_index
+    With `original` (the validation split), the target is {"mask": the Mask the transforms move,
+    "original": the same (H, W) stored mask as a plain tensor, which they leave alone}: the metrics score
+    the prediction at each image's own resolution against it (the field's convention)."""
+
+    def __init__(self, items: list[tuple[Any, Callable[[], np.ndarray], str]], ignore_index: int = IGNORE,
+                 original: bool = False):
+        self.items, self.ignore_index, self.original = items, ignore_index, original
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         image, make_mask, sample_id = self.items[i]
-        return {"image": image, "target": stored_mask(make_mask(), self.ignore_index), "id": sample_id}
+        mask = stored_mask(make_mask(), self.ignore_index)
+        if self.original:
+            return {"image": image, "target": {"mask": mask, "original": mask.as_subclass(torch.Tensor)[0].clone()},
+                    "id": sample_id}
+        return {"image": image, "target": mask, "id": sample_id}
 
 
 def _split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -89,7 +100,7 @@ def scenes_dataset(source: str | None, *, data_config: DataConfig, seed: int, va
     items = [(s.image, partial(np.asarray, s.mask), f"scene-{i:04d}") for i, s in enumerate(scenes)]
     train_idx, val_idx = _split(count, val_fraction, seed)
     counts = sum(np.bincount(scenes[i].mask.ravel(), minlength=len(classes)) for i in train_idx)
-    return DataSplits(MaskSamples([items[i] for i in train_idx]), MaskSamples([items[i] for i in val_idx]),
+    return DataSplits(MaskSamples([items[i] for i in train_idx]), MaskSamples([items[i] for i in val_idx], original=True),
                       _info(classes, class_colors(len(classes)), IGNORE, counts, reference_info), in_memory=True,
                       description=f"scenes ({count} generated scenes of {', '.join(SCENE_CLASSES)} crops on "
                                   f"{min_size}-{max_size} px canvases, seed {seed})")
@@ -114,43 +125,65 @@ def is_mask_folder(source: str) -> bool:
 def _read_spec(path: Path) -> tuple[list[str], list[list[int]] | None]:
     """classes.json: {"classes": ["background", "cat", ...], "colors": [[0, 0, 0], [255, 0, 0], ...]}
     (colors optional; required only for RGB masks, which are read by colour)."""
-    try:
-        spec = json.loads(path.read_text())
-        classes = [str(c) for c in spec["classes"]]
-        colors = [[int(v) for v in c] for c in spec["colors"]] if spec.get("colors") is not None else None
-    except (ValueError, KeyError, TypeError) as e:
-        raise ZooError(f"{path}: not a class spec ({type(e).__name__}: {e}); expected "
-                       '{"classes": ["background", ...], "colors": [[0, 0, 0], ...]}') from None
+    spec = read_json(path, 'a class spec {"classes": ["background", ...], "colors": [[0, 0, 0], ...]}', limit=2**24)
+    expected = 'expected {"classes": ["background", ...], "colors": [[0, 0, 0], ...]}'
+    classes = spec.get("classes") if isinstance(spec, dict) else None
+    if not isinstance(classes, list) or not all(isinstance(c, str) and c.strip() for c in classes):
+        got = f"a {type(classes).__name__} {str(classes)[:40]!r}" if classes is not None else "nothing"
+        raise ZooError(f"{path}: 'classes' must be a list of names, got {got}; {expected}")
     if not classes:
         raise ZooError(f"{path}: 'classes' is empty")
-    if colors is not None and (len(colors) != len(classes) or any(len(c) != 3 for c in colors)):
-        raise ZooError(f"{path}: 'colors' needs one [r, g, b] per class ({len(classes)}), got {len(colors)}")
-    return classes, colors
+    if len(set(classes)) != len(classes):
+        raise ZooError(f"{path}: 'classes' names a class twice")
+    if len(classes) > 255:
+        raise ZooError(f"{path}: {len(classes)} classes; masks of class indices hold at most 255 (255 is 'ignore')")
+    colors = spec.get("colors")
+    if colors is not None:
+        if not isinstance(colors, list) or len(colors) != len(classes) or not all(
+                isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in colors):
+            raise ZooError(f"{path}: 'colors' needs one [r, g, b] (0..255) per class ({len(classes)}), got "
+                           f"{str(colors)[:60]}")
+    return list(classes), colors
 
 
-def read_mask(path: Path, colors: list[list[int]] | None = None) -> np.ndarray:
+def read_mask(path: Path, colors: list[list[int]] | None = None, image: Path | None = None) -> np.ndarray:
     """A mask file as (H, W) class indices: palette ("P") and grey ("L", "I;16") PNGs hold the index
-    itself; RGB masks are read by colour, which needs the spec's colors (an unknown colour is an error)."""
-    with Image.open(path) as img:
-        if img.mode in ("P", "L", "I", "I;16", "1"):
-            return np.asarray(img).astype(np.int64)
-        if img.mode in ("RGB", "RGBA") and colors is not None:
-            rgb = np.asarray(img.convert("RGB")).astype(np.int64)
-            key = rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
-            out = np.full(key.shape, -1, np.int64)
-            for i, (r, g, b) in enumerate(colors):
-                out[key == (r << 16 | g << 8 | b)] = i
-            if (out < 0).any():
-                y, x = np.argwhere(out < 0)[0]
-                raise ZooError(f"{path}: colour {tuple(int(v) for v in rgb[y, x])} at ({x}, {y}) is not one of the "
-                               f"classes' colors in {SPEC}")
-            return out
-    raise ZooError(f"{path}: a {img.mode} mask; use palette or grey PNGs of class indices, or RGB masks with "
-                   f"colors in {SPEC}")
+    itself; RGB masks are read by colour, which needs the spec's colors (an unknown colour is an error).
+    With its `image`, the size the mask file declares is compared with the image's before anything is decoded."""
+    declared = declared_size(path, "a mask")
+    if image is not None and declared != image_size(image):
+        h, w = image_size(image)
+        raise ZooError(f"{path}: mask is {declared[1]}x{declared[0]}, its image {image.name} is {w}x{h}")
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+            if mode in ("P", "L", "I", "I;16", "1"):
+                return np.asarray(img).astype(np.int64)
+            if mode in ("RGB", "RGBA") and colors is not None:
+                rgb = np.asarray(img.convert("RGB")).astype(np.int64)
+            else:
+                rgb = None
+    except ZooError:
+        raise
+    except Exception as e:  # a truncated or corrupt file: the file is the problem
+        raise ZooError(f"{path}: cannot read the mask ({type(e).__name__}: {str(e)[:80]})") from None
+    if rgb is not None:
+        key = rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
+        out = np.full(key.shape, -1, np.int64)
+        for i, (r, g, b) in enumerate(colors):
+            out[key == (r << 16 | g << 8 | b)] = i
+        if (out < 0).any():
+            y, x = np.argwhere(out < 0)[0]
+            raise ZooError(f"{path}: colour {tuple(int(v) for v in rgb[y, x])} at ({x}, {y}) is not one of the "
+                           f"classes' colors in {SPEC}")
+        return out
+    hint = " (an RGB picture of the mask: list each class's colour in classes.json 'colors')" if mode in ("RGB", "RGBA") else ""
+    raise ZooError(f"{path}: a {mode} mask; use palette or grey PNGs of class indices, or RGB masks with "
+                   f"colors in {SPEC}{hint}")
 
 
 def _palette(path: Path, n: int) -> list[list[int]] | None:
-    with Image.open(path) as img:
+    with Image.open(path) as img:  # a mask already read once: its file is an image
         pal = img.getpalette() if img.mode == "P" else None
     if not pal or len(pal) < 3 * n:
         return None
@@ -193,10 +226,7 @@ def mask_folder_dataset(source: str, *, data_config: DataConfig, seed: int, val_
     known = len(classes) if classes is not None else None
     counts = np.zeros(256, np.int64)
     for f, m in pairs:
-        labels = read_mask(m, colors)
-        if labels.shape != image_size(f):
-            h, w = image_size(f)
-            raise ZooError(f"{m}: mask is {labels.shape[1]}x{labels.shape[0]}, its image {f.name} is {w}x{h}")
+        labels = read_mask(m, colors, image=f)  # the sizes compared before the mask is decoded
         values = np.unique(labels)
         bad = [int(v) for v in values if v != ignore_index and (v < 0 or v > 255 or (known is not None and v >= known))]
         if bad:
@@ -213,7 +243,7 @@ def mask_folder_dataset(source: str, *, data_config: DataConfig, seed: int, val_
     items = [(f, partial(read_mask, m, colors if _is_rgb(m) else None), str(f)) for f, m in pairs]
     train_idx, val_idx = _split(len(items), val_fraction, seed)
     return DataSplits(MaskSamples([items[i] for i in train_idx], ignore_index),
-                      MaskSamples([items[i] for i in val_idx], ignore_index),
+                      MaskSamples([items[i] for i in val_idx], ignore_index, original=True),
                       _info(classes, colors, ignore_index, counts, reference_info), skipped=skipped,
                       description=f"{root} ({len(items)} images with masks, {len(classes)} classes)")
 
@@ -276,17 +306,15 @@ def coco_dataset(source: str, *, data_config: DataConfig, seed: int, val_fractio
     polygons are drawn in annotation order (crowd regions: ignored). File names are relative to the JSON's
     folder (or its images/ sub-folder). A bad annotation is an error naming the JSON and the annotation id."""
     path = Path(source)
-    try:
-        coco = json.loads(path.read_text())
-        images, annotations, categories = coco["images"], coco["annotations"], coco["categories"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise ZooError(f"{path}: not a COCO JSON with images, annotations and categories ({type(e).__name__}: {e})") from None
-    cats = sorted(categories, key=lambda c: c["id"])
+    coco = read_coco(path)  # checked: types, duplicate ids, annotations of unlisted images or categories
+    images, annotations, cats = coco["images"], coco["annotations"], coco["categories"]
+    dropped = {c["id"] for c in coco["dropped"]}  # a placeholder category without annotations: no class
+    annotations = [a for a in annotations if a["category_id"] not in dropped]
     label_of = {c["id"]: i + 1 for i, c in enumerate(cats)}
     classes = ["background", *[str(c["name"]) for c in cats]]
     by_image: dict[Any, dict] = {}
     for im in images:
-        f = path.parent / im["file_name"]
+        f = path.parent / str(im["file_name"])
         if not f.exists() and (path.parent / "images" / im["file_name"]).exists():
             f = path.parent / "images" / im["file_name"]
         by_image[im["id"]] = {"file": f, "size": (int(im["height"]), int(im["width"])), "shapes": []}
@@ -321,6 +349,6 @@ def coco_dataset(source: str, *, data_config: DataConfig, seed: int, val_fractio
         labels = items[i][1]()
         counts += np.bincount(labels[labels != ignore_index].ravel(), minlength=len(classes))[:len(classes)]
     return DataSplits(MaskSamples([items[i] for i in train_idx], ignore_index),
-                      MaskSamples([items[i] for i in val_idx], ignore_index),
+                      MaskSamples([items[i] for i in val_idx], ignore_index, original=True),
                       _info(classes, class_colors(len(classes)), ignore_index, counts, reference_info), skipped=skipped,
                       description=f"{path} ({len(kept)} images, {len(annotations)} polygons, {len(cats)} categories)")

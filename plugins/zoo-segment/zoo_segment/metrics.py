@@ -1,6 +1,11 @@
 """mIoU, per-class IoU and pixel accuracy over an epoch (torchmetrics, ignore index honoured), and a
 picture of validation images with their true and predicted masks.
 
+Validation is scored at each image's own resolution, the field's convention (the input-space logits of
+the image's region in the letterbox resized bilinearly to the original size, as `zoo predict` makes its
+masks, against the original mask); `miou_input` is the same at the model's input size, labelled. A
+training batch (augmented: no original) is scored at the input size.
+
 The outputs a step hands the metrics are {"logits": (B, K, H, W), "inputs": ...} (see SegmentTask.step):
 the first images of the epoch are kept, small, so that report() draws exactly what the model saw."""
 
@@ -11,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 from zoo_core import Metrics, draw_mask, image_grid, write_json
 
@@ -28,6 +34,22 @@ def split_outputs(outputs: Any) -> tuple[torch.Tensor, Any]:
     return outputs, None
 
 
+def to_original_labels(scores: torch.Tensor, g) -> torch.Tensor:
+    """(K, H, W) input-space logits -> (h, w) class indices in the original image's pixels. The letterboxed
+    image's region is resized bilinearly to the original size, as the image itself was resized (pixel
+    centres aligned, smooth boundaries); the argmax comes after. Other fits: Geometry's nearest mapping."""
+    if g is None:
+        return scores.argmax(0)
+    h, w = g.original_size
+    (sx, sy), (ox, oy) = g.scale, g.offset
+    x0, y0, x1, y1 = round(ox), round(oy), round(ox + w * sx), round(oy + h * sy)
+    H, W = scores.shape[-2:]
+    if 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H:
+        region = scores[None, :, y0:y1, x0:x1]
+        return F.interpolate(region, size=(h, w), mode="bilinear", align_corners=False)[0].argmax(0)
+    return g.to_original_mask(scores.argmax(0))
+
+
 class SegmentationMetrics(Metrics):
     def __init__(self, info: dict[str, Any], to_pil: Callable[[torch.Tensor], Any] | None = None):
         self.classes = list(info["classes"])
@@ -38,27 +60,46 @@ class SegmentationMetrics(Metrics):
         # or the predictions): a class absent from a small validation split says nothing either way.
         self.iou = MulticlassJaccardIndex(k, average=None, ignore_index=self.ignore_index)
         self.accuracy = MulticlassAccuracy(k, average="micro", ignore_index=self.ignore_index)
+        self.iou_input = MulticlassJaccardIndex(k, average=None, ignore_index=self.ignore_index)
         self.to_pil = to_pil
         self.reset()
 
     def reset(self) -> None:
         self.iou.reset()
         self.accuracy.reset()
+        self.iou_input.reset()
+        self.at_original = False  # scored at each image's own resolution (validation), else at the input size
         self.seen = torch.zeros(len(self.classes), dtype=torch.long)  # pixels per class, true or predicted
+        self.seen_input = torch.zeros(len(self.classes), dtype=torch.long)
         self.kept: list[tuple[Any, np.ndarray, np.ndarray]] = []
 
-    def update(self, outputs: Any, targets: torch.Tensor) -> None:
+    def update(self, outputs: Any, targets: Any) -> None:
         logits, inputs = split_outputs(outputs)
-        targets = targets.cpu()
+        original = targets if isinstance(targets, dict) else None
+        targets = (original["mask"] if original is not None else targets).cpu()
         pred = match_size(logits.float().cpu(), targets).argmax(1)
-        self.iou.update(pred, targets)
-        self.accuracy.update(pred, targets)
-        valid = targets != self.ignore_index
-        k = len(self.classes)
-        self.seen += torch.bincount(targets[valid], minlength=k)[:k] + torch.bincount(pred[valid], minlength=k)[:k]
+        if original is None:
+            self._score(self.iou, self.accuracy, self.seen, pred, targets)
+        else:  # each image at its own resolution, and the input-size score beside it
+            self.at_original = True
+            self._score(self.iou_input, None, self.seen_input, pred, targets)
+            scores = logits.float().cpu()
+            for i, (true, g) in enumerate(zip(original["original"], original["geometry"])):
+                s = scores[i]
+                if tuple(s.shape[-2:]) != tuple(g.input_size):
+                    s = F.interpolate(s[None], size=tuple(g.input_size), mode="bilinear", align_corners=False)[0]
+                self._score(self.iou, self.accuracy, self.seen, to_original_labels(s, g)[None], true.cpu()[None])
         for i in range(min(KEEP - len(self.kept), len(pred))):
             image = inputs[i].cpu().clone() if isinstance(inputs, torch.Tensor) and inputs.dim() == 4 else None
             self.kept.append((image, pred[i].numpy().astype(np.uint8), targets[i].numpy().astype(np.uint8)))
+
+    def _score(self, iou, accuracy, seen: torch.Tensor, pred: torch.Tensor, true: torch.Tensor) -> None:
+        iou.update(pred, true)
+        if accuracy is not None:
+            accuracy.update(pred, true)
+        valid = true != self.ignore_index
+        k = len(self.classes)
+        seen += torch.bincount(true[valid], minlength=k)[:k] + torch.bincount(pred[valid], minlength=k)[:k]
 
     def per_class(self) -> dict[str, float | None]:
         if not self.seen.any():
@@ -68,8 +109,13 @@ class SegmentationMetrics(Metrics):
 
     def compute(self) -> dict[str, float]:
         scores = [v for v in self.per_class().values() if v is not None]
-        return {"miou": float(np.mean(scores)) if scores else 0.0,
-                "pixel_accuracy": float(self.accuracy.compute()) if self.seen.any() else 0.0}
+        out = {"miou": float(np.mean(scores)) if scores else 0.0,
+               "pixel_accuracy": float(self.accuracy.compute()) if self.seen.any() else 0.0}
+        if self.at_original and self.seen_input.any():
+            ious = self.iou_input.compute()
+            present = [float(v) for i, v in enumerate(ious) if self.seen_input[i] > 0]
+            out["miou_input"] = float(np.mean(present)) if present else 0.0
+        return out
 
     def details(self) -> dict[str, Any]:
         return {"iou_per_class": self.per_class()}

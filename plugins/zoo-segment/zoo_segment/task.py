@@ -31,7 +31,7 @@ from zoo_core import (
 
 from . import DEFAULT_BACKBONES
 from .masks import FIT, IGNORE, MASK, class_colors, targets
-from .metrics import SegmentationMetrics, split_outputs
+from .metrics import SegmentationMetrics, split_outputs, to_original_labels
 
 
 _MASK_NAMES: dict[str, dict[str, str]] = {}  # per --masks folder, the mask files this process wrote: name -> image
@@ -102,27 +102,18 @@ class MaskPrediction(Prediction):
                             self.classes[0])
 
 
-def mask_targets(samples: list[dict[str, Any]]) -> torch.Tensor | None:
-    """Each sample's stored Mask (input pixels, after the transform) as (B, H, W) class indices."""
+def mask_targets(samples: list[dict[str, Any]]) -> torch.Tensor | dict[str, Any] | None:
+    """Each sample's stored Mask (input pixels, after the transform) as (B, H, W) class indices; for the
+    validation split, {"mask": those, "original": each image's own (h, w) class indices, "geometry":
+    [Geometry]} so that the metrics score at each image's resolution."""
     if any(s.get("target") is None for s in samples):
         return None
-    return torch.stack([targets(s["target"]).reshape(s["target"].shape[-2:]) for s in samples])
-
-
-def to_original_labels(scores: torch.Tensor, g) -> torch.Tensor:
-    """(K, H, W) input-space logits -> (h, w) class indices in the original image's pixels. The letterboxed
-    image's region is resized bilinearly to the original size, as the image itself was resized (pixel
-    centres aligned, smooth boundaries); the argmax comes after. Other fits: Geometry's nearest mapping."""
-    if g is None:
-        return scores.argmax(0)
-    h, w = g.original_size
-    (sx, sy), (ox, oy) = g.scale, g.offset
-    x0, y0, x1, y1 = round(ox), round(oy), round(ox + w * sx), round(oy + h * sy)
-    H, W = scores.shape[-2:]
-    if 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H:
-        region = scores[None, :, y0:y1, x0:x1]
-        return F.interpolate(region, size=(h, w), mode="bilinear", align_corners=False)[0].argmax(0)
-    return g.to_original_mask(scores.argmax(0))
+    masks = [s["target"]["mask"] if isinstance(s["target"], dict) else s["target"] for s in samples]
+    stacked = torch.stack([targets(m).reshape(m.shape[-2:]) for m in masks])
+    if all(isinstance(s["target"], dict) and s.get("geometry") is not None for s in samples):
+        return {"mask": stacked, "original": [targets(s["target"]["original"]) for s in samples],
+                "geometry": [s["geometry"] for s in samples]}
+    return stacked
 
 
 class ToInputSize(nn.Module):
@@ -179,7 +170,8 @@ class SegmentTask(Task):
 
     def step(self, model: nn.Module, batch: Batch, loss_fn: Any, optimizer: str = "main") -> StepOutput:
         logits = model(batch.inputs)
-        out = StepOutput.from_loss(loss_fn(logits, batch.targets))
+        masks = batch.targets["mask"] if isinstance(batch.targets, dict) else batch.targets  # the loss sees masks
+        out = StepOutput.from_loss(loss_fn(logits, masks))
         out.outputs = {"logits": logits, "inputs": batch.inputs}  # the inputs: for the report's pictures
         return out
 
