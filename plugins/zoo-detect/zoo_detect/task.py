@@ -121,10 +121,11 @@ class DetectTask(Task):
     fit = FIT
     pipeline_tag = "object-detection"
     predict_options = (
-        Setting("score_threshold", float, 0.3, "Keep detections scoring at least this (0..1).", min=0.0, max=1.0, short="t"),
+        Setting("score_threshold", float, 0.3, "Keep detections scoring at least this (0..1).", min=0.0, max=1.0, short="t",
+                request=True),
         Setting("iou_threshold", float, 0.5, "NMS: drop a box overlapping a better one of its class by more than this IoU.",
-                min=0.0, max=1.0),
-        Setting("max_detections", int, 100, "At most this many detections per image.", min=1, max=10000),
+                min=0.0, max=1.0, request=True),
+        Setting("max_detections", int, 100, "At most this many detections per image.", min=1, max=10000, request=True),
     )
 
 
