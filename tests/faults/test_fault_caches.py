@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from zoo_core.data import decoded
+from zoo_core.data import decoded as zdecoded
 from zoo_core.training import cache as zcache
 
 
@@ -85,15 +85,15 @@ def image(tmp_path, size=(40, 30)):
 @pytest.mark.parametrize("damage", ["tiny-array", "scrambled", "truncated", "wrong-dtype"])
 def test_a_damaged_decoded_image_file_is_decoded_again(zoo_cache, tmp_path, damage):
     path = image(tmp_path)
-    first = decoded.DecodedImages(3, None, mode="disk")
+    first = zdecoded.DecodedImages(3, None, mode="disk")
     expected = np.asarray(first.load(path))
     cached = next((zoo_cache / "images").glob("*.npz"))
     if damage == "tiny-array":  # a valid file with its own valid checksum: the shape gives it away
         arr = np.zeros((2, 2, 3), np.uint8)
-        np.savez(cached, a=arr, sum=np.frombuffer(decoded._image_sum(arr), np.uint8))
+        np.savez(cached, a=arr, sum=np.frombuffer(zdecoded._image_sum(arr), np.uint8))
     elif damage == "wrong-dtype":
         arr = expected.astype(np.float32)
-        np.savez(cached, a=arr, sum=np.frombuffer(decoded._image_sum(arr), np.uint8))
+        np.savez(cached, a=arr, sum=np.frombuffer(zdecoded._image_sum(arr), np.uint8))
     elif damage == "scrambled":
         with np.load(cached) as f:
             arr, s = f["a"].copy(), f["sum"].copy()
@@ -101,9 +101,9 @@ def test_a_damaged_decoded_image_file_is_decoded_again(zoo_cache, tmp_path, dama
         np.savez(cached, a=arr, sum=s)
     else:
         cached.write_bytes(cached.read_bytes()[:100])
-    again = decoded.DecodedImages(3, None, mode="disk")
+    again = zdecoded.DecodedImages(3, None, mode="disk")
     assert np.array_equal(np.asarray(again.load(path)), expected) and again.decoded == 1
-    third = decoded.DecodedImages(3, None, mode="disk")  # rewritten whole: reused from now on
+    third = zdecoded.DecodedImages(3, None, mode="disk")  # rewritten whole: reused from now on
     assert np.array_equal(np.asarray(third.load(path)), expected) and third.decoded == 0
 
 
@@ -114,6 +114,6 @@ def test_an_unwritable_zoo_cache_costs_the_reuse_not_the_run(tmp_path, monkeypat
     store(logs).add(features())  # logged, not raised
     assert logs and "unusable" in logs[-1]
     assert store(logs).lookup(list(features())) == {}
-    decoded = decoded.DecodedImages(3, None, mode="disk")
+    decoded = zdecoded.DecodedImages(3, None, mode="disk")
     assert np.asarray(decoded.load(image(tmp_path))).shape == (30, 40, 3)
     assert (tmp_path / "afile").read_text() == "x"

@@ -13,6 +13,8 @@ import torch
 
 from .faultkit import cli_error, one_line_error, snapshot, zoo_process
 
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
+
 
 def data_gone(run):
     config = json.loads((run / "config.json").read_text())
@@ -38,7 +40,7 @@ def test_calibration_images_that_are_not_a_positive_count_are_one_line(run_copy,
 def test_compress_of_a_run_with_nan_weights_is_one_line_and_makes_no_run(run_copy, tmp_path, monkeypatch):
     from safetensors.torch import load_file, save_file
 
-    from zoo_core.rundir import weights_metadata
+    from zoo_core.training.rundir import weights_metadata
 
     weights = run_copy / "best.safetensors"
     tensors = load_file(weights)

@@ -12,6 +12,8 @@ import pytest
 
 from .faultkit import cli_error, one_line_error, zoo_process
 
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
+
 GIANT = 200_000  # pixels a side: 120 GB for one RGB float input, if it were ever allocated
 
 
@@ -24,7 +26,7 @@ def repack(folder, config: dict) -> None:
     carry is recomputed, so only the size check stands between the file and the allocation."""
     from safetensors.torch import load_file, save_file
 
-    from zoo_core.rundir import model_digest, weights_metadata
+    from zoo_core.training.rundir import model_digest, weights_metadata
 
     (folder / "config.json").write_text(json.dumps(config))
     for name in ("best.safetensors", "last.safetensors", "model.safetensors"):
@@ -54,7 +56,7 @@ def test_a_damaged_image_size_is_one_line(run_copy, bad):
 def test_a_hub_repo_asking_for_a_gigantic_input_is_refused_before_allocating(hub, trained, tmp_path):
     from huggingface_hub import HfApi, hf_hub_download
 
-    from zoo_core.hub import push
+    from zoo_core.hub.hub import push
 
     push(trained, "tester/giant")
     config = json.loads(open(hf_hub_download("tester/giant", "config.json")).read())
@@ -74,7 +76,7 @@ def test_a_hub_repo_asking_for_a_gigantic_input_is_refused_before_allocating(hub
 def test_a_repo_of_an_uninstalled_task_names_the_pip_install(hub, trained):
     from huggingface_hub import HfApi, hf_hub_download
 
-    from zoo_core.hub import push
+    from zoo_core.hub.hub import push
 
     push(trained, "tester/alien")
     config = json.loads(open(hf_hub_download("tester/alien", "config.json")).read())
@@ -88,7 +90,7 @@ def test_a_repo_of_an_uninstalled_task_names_the_pip_install(hub, trained):
 @pytest.mark.parametrize("ref", ["tester/nothing-here", "tester/alien@0123456789abcdef0123456789abcdef01234567"],
                          ids=["missing-repo", "missing-revision"])
 def test_a_missing_repo_or_revision_is_one_line_without_the_token(hub, trained, ref):
-    from zoo_core.hub import push
+    from zoo_core.hub.hub import push
 
     push(trained, "tester/alien")
     import os

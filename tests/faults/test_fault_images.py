@@ -15,6 +15,8 @@ import pytest
 from .faultkit import TINY_SETTINGS, cli, zoo_process
 from .imagekit import bad_images, odd_images, png_bomb
 
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
+
 GIGA = 60_000  # 60000 x 60000: 3.6 GB as 8-bit grey, 10.8 GB as RGB, if it were ever decoded
 
 
@@ -32,7 +34,7 @@ def test_every_odd_mode_is_predicted_and_bad_files_skipped_in_one_line_each(trai
 
 
 def test_exif_rotation_is_applied_before_the_model_sees_the_image(tmp_path):
-    from zoo_core.data import open_image
+    from zoo_core.data.images import open_image
 
     path = odd_images(tmp_path)["rotated.jpg"]
     assert open_image(path).size == (24, 32)  # stored 32x24, shown upright
@@ -57,7 +59,7 @@ def test_a_decompression_bomb_in_zoo_predict_is_one_line_with_bounded_memory(tra
 
 def test_a_decompression_bomb_in_the_api_is_a_zoo_error(tmp_path):
     from zoo_core import ZooError
-    from zoo_core.data import open_image
+    from zoo_core.data.images import open_image
 
     with pytest.raises(ZooError, match="bomb.png"):
         open_image(png_bomb(tmp_path / "bomb.png", GIGA, GIGA))

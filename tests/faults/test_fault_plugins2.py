@@ -11,6 +11,8 @@ import pytest
 
 from .faultkit import cli, cli_error, install_plugin
 
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
+
 CLASH = """
 from torch import nn
 from zoo_core import CommandSpec, HeadSpec, TaskSpec, hookimpl
@@ -64,7 +66,7 @@ def test_clashing_names_disable_the_later_registration_not_zoo(site):
     assert any("twin" in d for d in plugins["zclashz"]["disabled"])
     twin = cli("twin")
     assert twin.exit_code == 0 and "first" in twin.output  # the first registration is the one kept
-    from zoo_core.plugins import get_zoo
+    from zoo_core.registry.plugins import get_zoo
 
     assert get_zoo().heads.get("linear").plugin == "classify"  # the first registration stays what it is
 
@@ -96,7 +98,7 @@ def test_a_plugin_raising_in_predict_is_one_line_and_other_tasks_go_on(site, tra
     shutil.copytree(trained, run)
     config = json.loads((run / "config.json").read_text())
     config["model"]["task"] = config["task"] = "raising"
-    from zoo_core.rundir import model_digest, weights_metadata
+    from zoo_core.training.rundir import model_digest, weights_metadata
 
     (run / "config.json").write_text(json.dumps(config))
     from safetensors.torch import load_file, save_file

@@ -21,6 +21,8 @@ from zoo_core.serve.client import predict, request  # noqa: E402
 
 from .imagekit import png_bomb  # noqa: E402
 
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
+
 
 def png(colour=(200, 30, 30), size=(20, 20)) -> bytes:
     buffer = io.BytesIO()

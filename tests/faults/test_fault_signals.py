@@ -13,6 +13,8 @@ import pytest
 
 from .faultkit import TINY, ZOO
 
+pytestmark = pytest.mark.zoo_plugins("classify")  # trains them: skipped without
+
 
 @pytest.mark.parametrize("delay", [0.8, 2.0, 4.0])
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
