@@ -207,10 +207,10 @@ def test_later_epochs_decode_nothing_in_memory_or_on_disk(jpegs, cache_root):
         again = [np.asarray(data[i]["image"]) for i in range(len(data))]
         assert images.decoded == len(raw), mode  # the second epoch touched no JPEG
         assert all(np.array_equal(a, b) for a, b in zip(first, again))
-    # the disk tier outlives the process's memory: a new cache reads the .npy files
+    # the disk tier outlives the process's memory: a new cache reads the .npz files
     fresh = DecodedImages(3, 64, "disk", 1.0, 1.0)
     [SampleDataset(raw, lambda s: s, 3, fresh)[i] for i in range(len(raw))]
-    assert fresh.decoded == 0 and len(list((cache_root / "images").glob("*.npy"))) == len(raw)
+    assert fresh.decoded == 0 and len(list((cache_root / "images").glob("*.npz"))) == len(raw)
 
 
 def test_the_decoded_image_cache_never_changes_a_seeded_run(tmp_path, jpegs):

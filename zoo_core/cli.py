@@ -74,6 +74,8 @@ def list_cmd(as_json: bool, backbone_pattern: str | None, registry: str | None):
         commands = [c["name"] for c in known["commands"] if c["plugin"] == p["name"]]
         if commands:
             click.echo(f"    {'commands:':<11}{', '.join('zoo ' + n for n in commands)}")
+        if p.get("disabled"):  # a name another plugin registered first: that registration only is left out
+            click.echo(f"    {'disabled:':<11}" + click.style(", ".join(p["disabled"]), fg="yellow"))
     known = {"plugins": known["known_plugins"], "models": known["known_models"]}
     missing = [p for p in known["plugins"] if not p["installed"]]
     if missing:

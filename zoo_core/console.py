@@ -55,7 +55,10 @@ def crash_log(exc: BaseException) -> str | None:
 def report_failure(exc: BaseException) -> int:
     """Print what went wrong as one line and return the exit code: the one place every zoo command's
     failures end (ZooError, Ctrl-C/SIGTERM, OS errors, and anything unexpected, with a log of it)."""
-    from .training.run_writer import Interrupted
+    # Not imported here: a Ctrl-C during start-up interrupts torch's import half-way, and importing the
+    # trainer (so torch) again to report it ends in a circular-import error or a crash. An Interrupted
+    # can only come from a run writer already imported.
+    Interrupted = getattr(sys.modules.get(f"{__package__}.training.run_writer"), "Interrupted", ())
 
     if isinstance(exc, ZooError):
         click.echo(f"Error: {_one_line(exc)}", err=True)
@@ -80,6 +83,28 @@ def report_failure(exc: BaseException) -> int:
     click.echo(f"Error: unexpected {type(exc).__name__}{': ' + message if message else ''} (a bug in zoo or a plugin; "
                f"{'traceback in ' + log if log else 'no log could be written'}; ZOO_DEBUG=1 shows it here)", err=True)
     return EXIT_USER_ERROR
+
+
+def _exit_on_ctrl_c():
+    """Ctrl-C ends the command at once, in one line, until the trainer takes it over (it checkpoints and
+    says how to resume). As a KeyboardInterrupt it would land inside an import half the time: torch,
+    numpy or a plugin left half-imported, a library swallowing it, then odd errors or a crash. Nothing is
+    saved before the trainer starts, and every file zoo writes is renamed into place whole, so leaving
+    at once loses nothing. Kept as it is when ignored (SIG_IGN: a background job) or set by a host program."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return None  # only the main thread sets handlers; a host program's own handler is left alone
+
+    def leave(signum, frame):
+        sys.stdout.flush()
+        os.write(2, b"interrupted\n")
+        os._exit(EXIT_INTERRUPTED)
+
+    leave.zoo_start_up = True  # the trainer replaces a handler so marked by Python's own (training/trainer.py: train)
+    return signal.signal(signal.SIGINT, leave)
 
 
 def friendly(fn):
@@ -203,6 +228,16 @@ class ZooGroup(click.Group):
             ctx.meta.pop("zoo.listing", None)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        previous = _exit_on_ctrl_c()  # restored on the way out: main() called from Python (tests) keeps its own
+        try:
+            self._main(args, prog_name, complete_var, **extra)
+        finally:
+            if previous is not None:
+                import signal
+
+                signal.signal(signal.SIGINT, previous)
+
+    def _main(self, args, prog_name, complete_var, **extra):
         try:
             super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         except click.UsageError as e:

@@ -94,13 +94,26 @@ def test_a_signal_ends_the_run_in_one_line_resumable(tmp_path, folder, sig, code
     flags = ["train", "classify", "--data", folder, *TINY, "--epochs", "500", "--out", out]
     import os
 
+    # SIGINT as a terminal's Ctrl-C sends it: pytest started as a background job of a script (`.ci/run &`)
+    # inherits SIGINT ignored (the shell's rule for background jobs), and so would zoo, which keeps an
+    # inherited SIG_IGN like every program. That, not a slow machine, made this case hang in CI.
     proc = subprocess.Popen([*ZOO, *map(str, flags)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    deadline = time.time() + 120
-    while time.time() < deadline and not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().strip()):
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # The signal comes once an epoch is saved (a behaviour, not a time): generous deadlines only catch a hang.
+    deadline = time.time() + 900
+    while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().strip()):
+        assert proc.poll() is None, f"the run ended before its first epoch: {proc.communicate()[1]}"
+        if time.time() > deadline:
+            proc.kill()
+            pytest.fail("no epoch finished in 900 s")
         time.sleep(0.05)
     proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=120)
+    try:
+        _, stderr = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"{sig.name} was not acted on: the run still trained 600 s after it")
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr
     lines = stderr.strip().splitlines()

@@ -27,6 +27,25 @@ class Setting:
     group: str = "training"
     flag: bool = True  # a --flag of zoo train (False: TOML/--set only)
     short: str = ""  # a one-letter alias ("k" for -k), for options tasks declare
+    # A task's predict option that names a file or folder on the machine (an output folder, say): given on
+    # the command line, in Python or when `zoo serve` starts, never by a request ("a request brings bytes").
+    path: bool = False
+    # A task's predict option a request to `zoo serve` may set (?top_k=5). Only bounded ones qualify:
+    # choices, or a min and a max for numbers, or a bool; never a path (see request_safe).
+    request: bool = False
+
+    def __post_init__(self):
+        if self.path and self.request:
+            raise ValueError(f"option '{self.name}' names a path, so a request can never set it: drop request=True")
+
+    @property
+    def request_safe(self) -> bool:
+        """Marked safe for requests, typed and bounded: what `zoo serve` takes from a query string."""
+        if not self.request or self.path:
+            return False
+        if self.type is bool or self.choices:
+            return True
+        return self.type in (int, float) and self.min is not None and self.max is not None
 
     @property
     def flag_name(self) -> str:
@@ -45,6 +64,8 @@ class Setting:
             value = coerce(value, self.type)
         except (TypeError, ValueError):
             raise ZooError(f"{label} must be {_type_name(self.type)}, got {value!r}") from None
+        if self.path and "\x00" in value:
+            raise ZooError(f"{label} must be a path without NUL bytes, got {value!r}")
         if self.choices and value not in self.choices:
             raise ZooError(f"{label} must be one of {', '.join(self.choices)}, got '{value}'")
         if self.type in (int, float):

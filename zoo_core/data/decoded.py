@@ -18,7 +18,7 @@ import numpy as np
 
 from ..base.artifacts import atomic_write, cache_dir
 
-IMAGES = "images"  # $ZOO_CACHE/images/<digest>.npy
+IMAGES = "images"  # $ZOO_CACHE/images/<digest>.npz (the array and its checksum)
 FORMAT = 1  # bumped when what a cached feature or image means changes; part of every key
 
 
@@ -38,8 +38,11 @@ def _jpeg_plain(path: Path, channels: int) -> bool:
     if path.suffix.lower() not in (".jpg", ".jpeg"):
         return False
     try:
-        with Image.open(path) as img:  # reads the header only
+        from .images import MAX_PIXELS
+
+        with Image.open(path) as img:  # reads the header only; an image past the limit goes to PIL, which refuses it
             return (img.format == "JPEG" and img.mode == ("L" if channels == 1 else "RGB")
+                    and img.width * img.height <= MAX_PIXELS
                     and img.getexif().get(0x0112, 1) == 1)
     except Exception:
         return False
@@ -67,9 +70,13 @@ def decode(path: str | Path, channels: int) -> np.ndarray:
     return np.asarray(open_image(path, channels))
 
 
+def _image_sum(arr: np.ndarray) -> bytes:
+    return hashlib.blake2b(f"{arr.shape}|{arr.dtype}".encode() + np.ascontiguousarray(arr).tobytes(), digest_size=16).digest()
+
+
 class DecodedImages:
     """Image files decoded once to uint8 and reused every epoch: in memory up to `memory_gb`, then (mode
-    auto or disk) as .npy files under $ZOO_CACHE/images keyed by (path, size, mtime) — the disk tier is a
+    auto or disk) as .npz files (array + checksum) under $ZOO_CACHE/images keyed by (path, size, mtime) — the disk tier is a
     speed cache for files read every epoch, where a stat is enough and a content hash would read each file
     anyway. Hands out PIL images, so every transform sees what it would without the cache."""
 
@@ -93,7 +100,30 @@ class DecodedImages:
         st = path.stat()
         side = None if exact else self.max_side
         key = _hash(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.channels}|{side}|{FORMAT}".encode())
-        return cache_dir(IMAGES) / f"{key}.npy"
+        return cache_dir(IMAGES) / f"{key}.npz"
+
+    def _expected_shape(self, path: Path, exact: bool) -> tuple[int, ...]:
+        """The decoded array's shape, from the header alone (EXIF rotation and _reduce applied)."""
+        from PIL import Image
+
+        with Image.open(path) as img:
+            w, h = img.size
+            if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                w, h = h, w
+        if not (exact or self.max_side is None or min(h, w) <= self.max_side):
+            r = self.max_side / min(h, w)
+            w, h = max(1, round(w * r)), max(1, round(h * r))
+        return (h, w) if self.channels == 1 else (h, w, 3)
+
+    def _read_checked(self, cached: Path, path: Path, exact: bool) -> np.ndarray:
+        """A cached decoded image, verified (checksum, dtype, the shape its file's header gives) or ValueError."""
+        with np.load(cached, allow_pickle=False) as stored:
+            arr, stored_sum = stored["a"], bytes(stored["sum"])
+        if arr.dtype != np.uint8 or arr.shape != self._expected_shape(path, exact):
+            raise ValueError("wrong shape or dtype")
+        if stored_sum != _image_sum(arr):
+            raise ValueError("checksum")
+        return arr
 
     def _reduce(self, arr: np.ndarray, exact: bool) -> np.ndarray:
         """Only images larger than twice the input size are reduced (see the module's docstring), and
@@ -121,13 +151,17 @@ class DecodedImages:
         memory_ok = self.mode in ("auto", "memory") and not self.memory_full
         disk_ok = self.mode in ("auto", "disk") and self.disk_gb > 0
         if disk_ok and not memory_ok:
+            cached = None
             try:
                 cached = self._disk_path(path, exact)
-                arr = np.load(cached, allow_pickle=False)
+                arr = self._read_checked(cached, path, exact)
                 os.utime(cached)  # its last use, for eviction
                 return arr
-            except (OSError, ValueError):  # not there yet (or damaged): decode it
+            except OSError:  # not there yet, or the cache folder is unusable: decode it
                 pass
+            except Exception:  # damaged or replaced (fails its check): decoded again and rewritten below
+                if cached is not None:
+                    cached.unlink(missing_ok=True)
         arr = self._reduce(decode(path, self.channels), exact)
         self.decoded += 1
         if memory_ok and self.held + arr.nbytes <= self.memory_limit:
@@ -137,7 +171,7 @@ class DecodedImages:
         if disk_ok:
             def write(p: Path) -> None:
                 with open(p, "wb") as f:
-                    np.save(f, arr, allow_pickle=False)
+                    np.savez(f, a=arr, sum=np.frombuffer(_image_sum(arr), np.uint8))
 
             try:
                 atomic_write(self._disk_path(path, exact), write)

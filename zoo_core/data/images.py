@@ -20,9 +20,19 @@ from ..base.errors import ZooError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 
-# A 100-megapixel image is a decompression bomb for PIL's default limit; photos for training are smaller,
-# but panoramas exist: warn instead of failing, and still refuse the absurd.
-Image.MAX_IMAGE_PIXELS = 300_000_000
+# The largest image zoo decodes (width x height, read from the header before any pixel is allocated):
+# 100 megapixels, a large panorama, about 300 MB decoded as RGB. Beyond it a file is refused in one line
+# (training skips it and says so): a few-KB PNG can declare a size that decodes to gigabytes. ZOO_MAX_PIXELS
+# raises or lowers it; zoo serve has its own, smaller --max-pixels per upload.
+MAX_PIXELS = int(os.environ.get("ZOO_MAX_PIXELS") or 100_000_000)
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own check: a warning past it, an error past twice it
+
+
+def check_pixels(img: Image.Image, where: str | Path) -> None:
+    """A one-line ZooError if `img` (opened, not yet decoded) declares more pixels than MAX_PIXELS."""
+    if img.width * img.height > MAX_PIXELS:
+        raise ZooError(f"{where}: {img.width}x{img.height} is more than zoo decodes ({MAX_PIXELS:,} pixels; "
+                       "a decompression bomb, or set ZOO_MAX_PIXELS)")
 
 
 def is_image_file(path: Path) -> bool:
@@ -85,6 +95,7 @@ def load_image(path: str | Path, channels: int = 3) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # EXIF and palette warnings are noise here; failures still raise
         with Image.open(path) as img:
+            check_pixels(img, path)
             img.load()
             return to_mode(img, channels)
 
@@ -105,6 +116,11 @@ def open_image(image: str | Path | Image.Image, channels: int = 3) -> Image.Imag
         return to_mode(image, channels)
     try:
         return load_image(image, channels)
+    except ZooError:
+        raise
+    except Image.DecompressionBombError:
+        raise ZooError(f"{image}: more pixels than zoo decodes ({MAX_PIXELS:,}; a decompression bomb, or set "
+                       "ZOO_MAX_PIXELS)") from None
     except FileNotFoundError:
         raise ZooError(f"{image}: no such file") from None
     except Exception as e:  # whatever PIL raises for it, the file is the problem
@@ -119,6 +135,8 @@ def check_image(path: Path) -> str | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    return f"{img.width}x{img.height} is more than zoo decodes ({MAX_PIXELS:,} pixels, ZOO_MAX_PIXELS)"
                 img.load()  # decodes everything: catches truncated files that verify() lets through
                 if img.width < 1 or img.height < 1:
                     return "image has no pixels"

@@ -140,13 +140,22 @@ def compress(run: str, sparsity: float, prune: str, epochs: int, lr: float | Non
 @click.option("--batch-wait-ms", type=click.FloatRange(min=0), default=5.0, show_default=True, help="How long a batch waits for more images.")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True, help="Largest request body.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=40_000_000, show_default=True, help="Largest image (width x height).")
+@click.option("--option", "-o", "task_options", multiple=True, metavar="NAME=VALUE",
+              help="A task's predict option for every request (paths included: they must exist); a request may "
+                   "change only the options its task marks safe for requests.")
 @friendly
-def serve(target: str, **settings):
+def serve(target: str, task_options: tuple[str, ...], **settings):
     """Serve a trained RUN over HTTP: POST /predict answers what zoo predict --json prints, a page at /
     lets you drop images and see them drawn, API docs at /docs."""
     from ..serve import serve as run_server
 
-    run_server(target, echo=click.echo, **settings)
+    fixed = {}
+    for item in task_options:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            raise ZooError(f"--option {item}: give NAME=VALUE, e.g. --option top_k=5")
+        fixed[name.strip().replace("-", "_")] = value
+    run_server(target, echo=click.echo, predict_options=fixed, **settings)
 
 @click.group()
 def plugin():

@@ -106,8 +106,37 @@ def model_config(cfg: dict[str, Any], task: Task, backbone: Backbone, info: dict
     }
 
 
+# The largest input side a saved model may ask for: --image-size's own bound. A config.json (a run's, or a
+# Hub repo's that anyone can write) is checked against it before anything is allocated: building the
+# network runs a dummy input of that size through it, and predicting resizes every image to it.
+MAX_INPUT_SIDE = 4096
+MAX_INPUT_CHANNELS = 16
+
+
+def check_input_size(mc: dict[str, Any]) -> None:
+    """A one-line ZooError if the model section asks for an input too large to allocate (see MAX_INPUT_SIDE)."""
+    def side(value: Any, what: str) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INPUT_SIDE:
+            raise ZooError(f"'{what}' is {value!r}: a model input is 1..{MAX_INPUT_SIDE} pixels a side; "
+                           "the file is damaged or not made by zoo")
+
+    side(mc.get("image_size"), "model.image_size")
+    size = (mc.get("data_config") or {}).get("input_size")
+    if size is not None:
+        if not isinstance(size, (list, tuple)) or len(size) != 3:
+            raise ZooError(f"'model.data_config.input_size' is {size!r}: expected [channels, height, width]")
+        c, h, w = size
+        if isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= MAX_INPUT_CHANNELS:
+            raise ZooError(f"'model.data_config.input_size' asks for {c!r} channels: 1..{MAX_INPUT_CHANNELS}")
+        side(h, "model.data_config.input_size height")
+        side(w, "model.data_config.input_size width")
+
+
 def build_model(zoo, mc: dict[str, Any]) -> ZooModel:
     """An untrained network shaped as `mc` describes (weights are loaded by the caller)."""
+    check_input_size(mc)
     backbone = zoo.backbones.create(mc["backbone"], pretrained=False, image_size=mc.get("image_size"),
                                     **mc.get("backbone_options", {}))
     backbone.data_config = DataConfig.from_dict(mc["data_config"])

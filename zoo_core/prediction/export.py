@@ -340,6 +340,14 @@ def export_onnx_int8(model: nn.Module, example: torch.Tensor, path: Path, *, out
                "entropy": CalibrationMethod.Entropy}
     if calibrate_method not in methods:
         raise ZooError(f"exporter 'onnx-int8': calibrate_method '{calibrate_method}' is not one of {', '.join(methods)}")
+    if mode == "static" and (isinstance(calibration_images, bool) or not isinstance(calibration_images, int)
+                             or calibration_images < 1):
+        raise ZooError(f"exporter 'onnx-int8': calibration_images must be a whole number >= 1, got {calibration_images!r} "
+                       "(or --set mode=dynamic, which calibrates nothing)")
+    if mode == "static" and calibration is None:
+        # Ranges calibrated on seeded noise would quantize every real image wrongly, silently.
+        raise ZooError("exporter 'onnx-int8': static quantization calibrates on the run's training images, and "
+                       "they cannot be read (moved or deleted?); put them back, or --set mode=dynamic")
     with tempfile.TemporaryDirectory(prefix="zoo-int8-") as tmp:
         fp32, prepared = Path(tmp) / "fp32.onnx", Path(tmp) / "prepared.onnx"
         facts = export_onnx(model, example, fp32, output_names=output_names, metadata=metadata, opset=opset)
@@ -357,8 +365,8 @@ def export_onnx_int8(model: nn.Module, example: torch.Tensor, path: Path, *, out
             if mode == "dynamic":
                 quantize_dynamic(str(prepared), str(path), weight_type=QuantType.QInt8, per_channel=per_channel)
             else:
-                batches = calibration(calibration_images) if calibration is not None else iter([example])
-                source = "training images" if calibration is not None else "the example batch"
+                batches = calibration(calibration_images)
+                source = "training images"
 
                 class Reader(CalibrationDataReader):
                     def get_next(self):
@@ -441,10 +449,13 @@ def export(predictor, fmt: str, out: str | Path | None = None, example: torch.Te
     predictor.model.to("cpu").eval()
     deployed, names = predictor.task.deploy(predictor.model, predictor.info)
     metadata = export_metadata(predictor, names)
+    given = example
     example, checked_on = reference_batch(predictor) if example is None else (example, f"{len(example)} given inputs")
     accepted = inspect.signature(component.factory).parameters
     if "calibration" in accepted:
         options["calibration"] = calibration_batches(predictor)
+        if options["calibration"] is None and given is not None:  # the caller's own images: real data too
+            options["calibration"] = lambda n, _batch=given: iter([_batch[:n]])
     if "evaluate" in accepted and hasattr(predictor, "eval_splits") and _splits(predictor) is not None:
         options["evaluate"] = predictor.evaluate_exported
     facts: dict[str, Any] = {}

@@ -33,10 +33,14 @@ class PluginInfo:
     module: str
     error: str | None = None
     components: dict[str, list[str]] = field(default_factory=dict)
+    # what this plugin registered under a name another plugin (loaded first) already has: left out, so
+    # a clash disables the later registration only, never zoo ("head 'mlp' (plugin 'classify' has it)")
+    disabled: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "source": self.source, "module": self.module,
-                "status": "broken" if self.error else "ok", "error": self.error, "components": self.components}
+                "status": "broken" if self.error else "ok", "error": self.error, "components": self.components,
+                "disabled": self.disabled}
 
 
 @dataclass
@@ -161,13 +165,19 @@ def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Pending:
 
 def _commit(pending: Pending, infos: list[PluginInfo]) -> dict[str, Registry]:
     registries = {kind: Registry(kind) for kind in KINDS}
+    owners: dict[tuple[str, str], str] = {}  # (kind, name) -> the plugin whose registration is kept
     for kind in KINDS:  # registration order: built-ins first, then plugins by name
         for info in infos:
             if info.error:
                 continue
             for component_kind, component in pending[info.name]:
                 if component_kind == kind:
-                    registries[kind].add(component)  # two plugins registering one name: a ZooError for the user
+                    first = owners.setdefault((kind, component.name), info.name)
+                    if first != info.name or component.name in info.components.get(PLURAL[kind], ()):
+                        # the same name twice: the first registration (built-ins first, then by name) wins
+                        info.disabled.append(f"{kind} '{component.name}' (plugin '{first}' has it)")
+                        continue
+                    registries[kind].add(component)
                     info.components.setdefault(PLURAL[kind], []).append(component.name)
     return registries
 
@@ -200,8 +210,8 @@ def _collect_commands(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> dict
             continue
         for name, command in [*group.commands.items(), *specs.items()]:
             if name in commands:
-                raise ZooError(f"command 'zoo {name}' is added by both plugin '{commands[name][1]}' and plugin "
-                               f"'{impl.plugin_name}': uninstall one of them")
+                info.disabled.append(f"command 'zoo {name}' (plugin '{commands[name][1]}' has it)")
+                continue
             commands[name] = (command, impl.plugin_name)
             info.components.setdefault("commands", []).append(name)
     return commands
@@ -215,4 +225,11 @@ def get_zoo() -> Zoo:
     infos = _load_plugin_objects(pm)
     pending = _collect(pm, infos)
     commands = _collect_commands(pm, infos)
-    return Zoo(_commit(pending, infos), infos, commands)
+    zoo = Zoo(_commit(pending, infos), infos, commands)
+    clashes = [f"plugin '{i.name}': {', '.join(i.disabled)}" for i in infos if i.disabled]
+    if clashes:  # once per process (get_zoo is cached); zoo list names them too
+        import sys
+
+        print(f"Warning: registrations under a name already taken are disabled: {'; '.join(clashes)}; "
+              "uninstall one of the plugins or rename the component", file=sys.stderr)
+    return zoo

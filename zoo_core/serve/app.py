@@ -47,6 +47,35 @@ class ServeOptions:
     max_pixels: int = 40_000_000  # largest image (width x height), against decompression bombs
     max_images: int = 64  # files in one multipart request
     runtime: str = "torch"
+    # The task's predict options fixed when the server starts (`zoo serve --option NAME=VALUE`), paths
+    # included; a request may change only the options its task marks safe for requests (Setting.request_safe).
+    predict_options: dict[str, Any] | None = None
+
+
+def fixed_options(task, given: dict[str, Any] | None) -> dict[str, Any]:
+    """The options every request starts from: the task's defaults and `given`, each checked like a
+    setting; a path option must name something that exists (the server never creates a folder a request asked for)."""
+    values = check_predict_options(task, dict(given or {}))
+    for s in task.predict_options:
+        if getattr(s, "path", False) and (given or {}).get(s.name) not in (None, "") and not Path(values[s.name]).exists():
+            raise ZooError(f"--option {s.name}={values[s.name]}: no such file or folder; create it first")
+    return values
+
+
+def request_options(task, fixed: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    """`fixed` with the query string's options, each one the task marks safe for requests, checked and bounded."""
+    declared = {s.name: s for s in task.predict_options}
+    values = dict(fixed)
+    for key, value in params.items():
+        s = declared.get(key)
+        if s is None:
+            check_predict_options(task, {key: value})  # the one-line "no prediction option ... its options: ..."
+        if not s.request_safe:
+            raise UploadError(400, f"option '{key}' cannot be set by a request"
+                                   f"{' (it names a path on the server)' if getattr(s, 'path', False) else ''}; "
+                                   f"the server's operator sets it: zoo serve --option {key}=VALUE")
+        values[key] = s.check(value, "query parameter")
+    return values
 
 
 def zoo_version() -> str:
@@ -56,7 +85,7 @@ def zoo_version() -> str:
         return "unknown"
 
 
-def model_facts(predictor: Predictor, name: str, options: ServeOptions) -> dict[str, Any]:
+def model_facts(predictor: Predictor, name: str, options: ServeOptions, fixed: dict[str, Any]) -> dict[str, Any]:
     """What GET /model answers: enough for a client to know what it talks to, without knowing the task."""
     task = predictor.task
     config = getattr(predictor, "config", None) or {}
@@ -72,10 +101,12 @@ def model_facts(predictor: Predictor, name: str, options: ServeOptions) -> dict[
         "backbone": model.get("backbone", getattr(predictor, "name", None)),
         "head": model.get("head"),
         "preprocessing": {**predictor.data_config.to_dict(), "fit": task.fit},
-        "predict_options": [{"name": s.name, "type": s.type.__name__, "default": s.default, "help": s.help,
-                             **({"choices": list(s.choices)} if s.choices else {}),
+        # only the options a request may set (typed and bounded); path options never appear
+        "predict_options": [{"name": s.name, "type": s.type.__name__, "default": fixed.get(s.name, s.default),
+                             "help": s.help, **({"choices": list(s.choices)} if s.choices else {}),
                              **({"min": s.min} if s.min is not None else {}),
-                             **({"max": s.max} if s.max is not None else {})} for s in task.predict_options],
+                             **({"max": s.max} if s.max is not None else {})}
+                            for s in task.predict_options if s.request_safe],
         "metrics": config.get("best") or None,  # the best epoch's validation scores, as the run saved them
         "zoo_version": zoo_version(),
         "runtime": options.runtime,
@@ -124,8 +155,9 @@ PREDICT_BODY = {
 def create_app(predictor: Predictor, name: str, options: ServeOptions | None = None) -> FastAPI:
     options = options or ServeOptions()
     batcher = Batcher(predictor.predict, options.max_batch, options.batch_wait_ms, options.workers)
-    facts = model_facts(predictor, name, options)
     task = predictor.task
+    fixed = fixed_options(task, options.predict_options)  # a bad or missing one fails the start, not a request
+    facts = model_facts(predictor, name, options, fixed)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -182,7 +214,7 @@ def create_app(predictor: Predictor, name: str, options: ServeOptions | None = N
         params = dict(request.query_params)
         draw = truthy("draw", params.pop("draw", "0"))
         as_image = truthy("image", params.pop("image", "0"))  # an image-valued prediction's own PNG
-        predict_options = check_predict_options(task, params)  # the task's own options (top_k=...), checked
+        predict_options = request_options(task, fixed, params)  # only the task's request-safe options (top_k=...)
         uploads = await read_uploads(request, int(options.max_upload_mb * 1e6), options.max_images)
         images = await run_in_threadpool(lambda: [decode(u, options.max_pixels) for u in uploads])
         predictions = await batcher.predict(images, predict_options)

@@ -44,6 +44,11 @@ def compress(run_dir: str | Path, sparsity: float, out: str | Path | None = None
         raise ZooError(f"--sparsity {sparsity}: give the share of {prune} to remove, between 0 and 1 (e.g. 0.5)")
     run = load_run(run_dir, device="cpu")
     task = run.task.name
+    broken = next((name for name, t in run.model.state_dict().items()
+                   if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+    if broken is not None:  # checked before a run directory is made: pruning NaN weights can only diverge
+        raise ZooError(f"{run_dir}: its weights are not finite ({broken} holds NaN or inf); nothing to compress: "
+                       "retrain it (a lower --lr, or --clip-grad)")
     out = Path(out) if out else next_run_dir(task)
     before, _ = run.evaluate(workers=0)
     parameters_before = parameter_count(run.model)

@@ -49,6 +49,13 @@ STALE_TEMP_SECONDS = 3600  # a temp file this old belongs to a process that died
 _FILE_DIGESTS: dict[tuple, str] = {}  # (path, size, mtime_ns, inode) -> content digest, within one process
 
 
+def tensor_sum(t: torch.Tensor) -> str:
+    """The checksum a cache entry is verified by: shape, dtype and bytes."""
+    t = t.detach().cpu().contiguous()
+    data = t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes()
+    return _hash(str(tuple(t.shape)).encode(), str(t.dtype).encode(), data)
+
+
 def file_digest(path: str | Path) -> str:
     """The digest of a file's bytes (memoised per process by its stat, so one run reads each file once)."""
     st = os.stat(path)
@@ -125,7 +132,7 @@ def cache_root() -> Path:
 def _files(root: Path) -> list[Path]:
     """Every committed cache file (shards and decoded images), not temp files."""
     out = []
-    for sub, pattern in ((FEATURES, "*/*.safetensors"), (IMAGES, "*.npy")):
+    for sub, pattern in ((FEATURES, "*/*.safetensors"), (IMAGES, "*.npz")):
         base = root / sub
         if base.is_dir():
             out += [p for p in base.glob(pattern) if not p.name.startswith(".")]
@@ -181,17 +188,25 @@ class FeatureStore:
 
     def __init__(self, key: str, about: dict[str, Any], limit_gb: float, log: Callable[[str], None]):
         self.key, self.about, self.limit_gb, self.log = key, about, limit_gb, log
-        self.dir = cache_root() / FEATURES / key
+        try:
+            self.dir = cache_root() / FEATURES / key
+        except OSError as e:  # $ZOO_CACHE unusable (a file, read-only): the run goes on without the reuse
+            log(f"cache: {os.environ.get('ZOO_CACHE') or 'the cache folder'} is unusable ({e.strerror or e}); "
+                "features are computed, not saved")
+            self.dir = None
         self.used: set[Path] = set()
 
     def _shards(self) -> list[Path]:
-        return sorted(p for p in self.dir.glob("*.safetensors") if not p.name.startswith(".")) if self.dir.is_dir() else []
+        if self.dir is None or not self.dir.is_dir():
+            return []
+        return sorted(p for p in self.dir.glob("*.safetensors") if not p.name.startswith("."))
 
     def lookup(self, digests: list[str]) -> dict[str, Any]:
         """Features of the digests found: a tensor, or a tuple of tensors (one per pyramid level)."""
         from safetensors import safe_open
 
         wanted, found = set(digests), {}
+        shapes: set[tuple] = set()  # every image's features have one shape in an entry
         for shard in self._shards():
             try:
                 with safe_open(str(shard), framework="pt") as f:
@@ -199,10 +214,19 @@ class FeatureStore:
                     if not names:
                         continue
                     tensors = {n: f.get_tensor(n) for n in names}
+                    sums = json.loads((f.metadata() or {}).get("sums", "null") or "null")
             except FileNotFoundError:  # evicted by another process meanwhile
                 continue
             except Exception as e:  # damaged on disk (the temp + rename protocol never leaves half a shard)
                 self.log(f"cache: {shard} is unreadable ({type(e).__name__}); removing it, its features are recomputed")
+                shard.unlink(missing_ok=True)
+                continue
+            # Every entry verified before it is trained on: scrambled bytes or a tensor swapped for another
+            # shape or dtype fail their checksum (a shard without checksums is from before them).
+            bad = next((n for n, t in tensors.items() if not isinstance(sums, dict) or t.dtype != torch.float32
+                        or sums.get(n) != tensor_sum(t)), None)
+            if bad is not None:
+                self.log(f"cache: {shard} failed its check ({bad}); removing it, its features are recomputed")
                 shard.unlink(missing_ok=True)
                 continue
             levels: dict[str, dict[int, torch.Tensor]] = {}
@@ -212,16 +236,21 @@ class FeatureStore:
             for digest, by_level in levels.items():
                 found[digest] = (by_level[0] if self.about["feature"] != "pyramid"
                                  else tuple(by_level[i] for i in sorted(by_level)))
+                shapes.add(tuple(tuple(t.shape) for t in (found[digest] if isinstance(found[digest], tuple)
+                                                          else (found[digest],))))
             self.used.add(shard)
             try:
                 os.utime(shard)  # its mtime is its last use: least recently used shards are evicted first
             except OSError:
                 pass
+        if len(shapes) > 1:  # entries that disagree: none is trusted, all are recomputed (and re-saved)
+            self.log(f"cache: {self.dir} holds features of {len(shapes)} different shapes; recomputing them")
+            return {}
         return found
 
     def add(self, features: dict[str, Any]) -> None:
         """Write newly computed features as one shard (crash-safe), then keep the cache within its bound."""
-        if not features:
+        if not features or self.dir is None:
             return
         from safetensors.torch import save_file
 
@@ -245,7 +274,8 @@ class FeatureStore:
             shard = self.dir / f"{_hash(*sorted(d.encode() for d in features))[:16]}.safetensors"
 
             def write(p: Path) -> None:
-                save_file(tensors, str(p), metadata={"format": str(FORMAT), "feature": self.about["feature"]})
+                save_file(tensors, str(p), metadata={"format": str(FORMAT), "feature": self.about["feature"],
+                                                     "sums": json.dumps({n: tensor_sum(t) for n, t in tensors.items()})})
                 kill_point("feature-shard-written")  # the fault test kills here: a temp file, never a shard
 
             atomic_write(shard, write)
@@ -288,7 +318,7 @@ def entries() -> list[dict[str, Any]]:
                      "last_used": max((p.stat().st_mtime for p in shards), default=entry.stat().st_mtime),
                      "what": f"{about.get('task', '?')}: {about.get('backbone', '?')} ({weights}), {size} px, "
                              f"{about.get('feature', '?')} features, {about.get('precision', '?')}"})
-    images = [p for p in (root / IMAGES).glob("*.npy")] if (root / IMAGES).is_dir() else []
+    images = [p for p in (root / IMAGES).glob("*.npz")] if (root / IMAGES).is_dir() else []
     if images:
         rows.append({"key": IMAGES, "kind": "decoded images", "images": len(images),
                      "bytes": sum(_size(p) for p in images), "last_used": max(p.stat().st_mtime for p in images),

@@ -74,8 +74,17 @@ def signals_held():
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        # Restored with both signals blocked: a Ctrl-C raising between the two restores would otherwise
+        # leave SIGTERM held for the rest of the process (a later `kill` lost in `pending`).
+        blocked = hasattr(signal, "pthread_sigmask")
+        if blocked:
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, previous)
+        try:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        finally:
+            if blocked:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     if pending:  # delivered now, as it would have been (a handler of ours raises; the default ends the process)
         sig = pending[0]
         handler = previous[sig]

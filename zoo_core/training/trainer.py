@@ -72,6 +72,12 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
     Started by torchrun (several processes, see distributed.py), it is one of them."""
     main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live in the main thread
     previous = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None
+    # `zoo`'s start-up handler (console.py: leaves at once, while imports are running) hands Ctrl-C to the
+    # trainer: a KeyboardInterrupt from here on, checkpointed and resumable.
+    previous_int = signal.getsignal(signal.SIGINT) if main_thread else None
+    start_up = getattr(previous_int, "zoo_start_up", False)
+    if start_up:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         t_start = time.time()
         log = RunLog(quiet=quiet or distributed.is_worker())  # one process speaks for all
@@ -80,6 +86,8 @@ def train(task_name: str, *, config: str | Path | None = None, resume: str | Pat
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+        if start_up:
+            signal.signal(signal.SIGINT, previous_int)
         gc.unfreeze()  # the next run in this process starts with the collector seeing everything again
         if main_thread:
             distributed.shutdown()  # a process leaving with the process group open can abort in gloo

@@ -229,7 +229,7 @@ class MultiLabelTask(Task):
     fit = "stretch"
     pipeline_tag = "image-classification"
     predict_options = (Setting("threshold", float, None, "One threshold for every label instead of the tuned ones.",
-                               nullable=True, min=0.0, max=1.0),)
+                               nullable=True, min=0.0, max=1.0, request=True),)
 
     def outputs_info(self, info: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         return {**info, "num_outputs": len(info["classes"]), "multi_label": True}

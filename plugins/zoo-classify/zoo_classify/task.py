@@ -52,7 +52,7 @@ class ClassifyTask(Task):
     primary_mode = "max"
     fit = "crop"
     pipeline_tag = "image-classification"
-    predict_options = (Setting("top_k", int, 3, "How many classes to show per image.", min=1, short="k"),)
+    predict_options = (Setting("top_k", int, 3, "How many classes to show per image.", min=1, max=10_000, short="k", request=True),)
 
     def outputs_info(self, info: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         return {**info, "num_outputs": 1 if config["loss"] == "bce" else len(info["classes"])}

@@ -129,10 +129,11 @@ class DetectTask(Task):
     pipeline_tag = "object-detection"
     predict_options = (
         Setting("score_threshold", float, SHOW_SCORE, "Keep detections scoring at least this (0..1).", min=0.0, max=1.0,
-                short="t"),
+                short="t", request=True),
         Setting("iou_threshold", float, NMS_IOU, "NMS: drop a box overlapping a better one of its class by more than "
-                "this IoU.", min=0.0, max=1.0),
-        Setting("max_detections", int, MAX_DETECTIONS, "At most this many detections per image.", min=1, max=10000),
+                "this IoU.", min=0.0, max=1.0, request=True),
+        Setting("max_detections", int, MAX_DETECTIONS, "At most this many detections per image.", min=1, max=10000,
+                request=True),
     )
 
 

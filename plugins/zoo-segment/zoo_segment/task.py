@@ -142,7 +142,7 @@ class SegmentTask(Task):
     fit = FIT
     pipeline_tag = "image-segmentation"
     predict_options = (Setting("masks", str, None, "Write each predicted mask as a palette PNG of class indices "
-                               "into this folder (named after the image).", nullable=True),)
+                               "into this folder (named after the image).", nullable=True, path=True),)
 
 
     def transforms(self, data_config: DataConfig, augment: str):
