@@ -19,6 +19,7 @@ PLUGIN_SDK, what a plugin builds with:
                    (generated embedded data; needs scikit-image: pip install 'zoo-core[scenes]')
     files          atomic_write, write_json, cache_dir
     the registry   get_zoo
+    models         weights_fingerprint (which weights made a file: Predictor.info["model_fingerprint"] holds its model's)
     tests          zoo_core.testing: tiny_train, and the pytest fixture `hub` (a local Hub-compatible server)
 """
 
@@ -50,6 +51,7 @@ PLUGIN_SDK = {
                      "skimage_image"], "data.scenes"),
     **dict.fromkeys(["atomic_write", "write_json", "cache_dir"], "base.artifacts"),
     "get_zoo": "registry.plugins",
+    "weights_fingerprint": "model.model",
 }
 _LAZY = {**USER_API, **PLUGIN_SDK}
 __all__ = ["hookimpl", "ZooError", *_LAZY]

@@ -17,7 +17,7 @@ from ..base.device import Machine, pick_device
 from ..base.errors import ZooError, did_you_mean
 from ..contract.components import DataConfig, Prediction, Task, detach, new_metrics
 from ..data.images import find_images, open_image
-from ..model.model import ZooModel
+from ..model.model import ZooModel, weights_fingerprint
 from ..registry.plugins import get_zoo
 from ..training.loaders import data_loader
 from ..training.rundir import LOSS_WEIGHTS, rebuild
@@ -92,6 +92,9 @@ class Predictor:
         if runtime not in RUNTIMES:
             raise ZooError(f"--runtime {runtime}: use one of {', '.join(RUNTIMES)}")
         self.model, self.task, self.info, self.data_config = model, task, info, data_config
+        if isinstance(model, torch.nn.Module) and model.state_dict() and "model_fingerprint" not in info:
+            # which weights made a prediction: a task checks files built with a model (a search index) against it
+            self.info = {**info, "model_fingerprint": weights_fingerprint(model)}
         self.transform = task.transforms(data_config, "none")[1]
         self.runtime = runtime
         if runtime == "onnx":
