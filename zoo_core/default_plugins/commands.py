@@ -140,13 +140,22 @@ def compress(run: str, sparsity: float, prune: str, epochs: int, lr: float | Non
 @click.option("--batch-wait-ms", type=click.FloatRange(min=0), default=5.0, show_default=True, help="How long a batch waits for more images.")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True, help="Largest request body.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=40_000_000, show_default=True, help="Largest image (width x height).")
+@click.option("--option", "fixed", multiple=True, metavar="NAME=VALUE",
+              help="A prediction option fixed for every request, checked at start (embed: --option index=gallery.idx); "
+                   "requests cannot change it. Repeatable.")
 @friendly
-def serve(target: str, **settings):
+def serve(target: str, fixed: tuple[str, ...], **settings):
     """Serve a trained RUN over HTTP: POST /predict answers what zoo predict --json prints, a page at /
     lets you drop images and see them drawn, API docs at /docs."""
     from ..serve import serve as run_server
 
-    run_server(target, echo=click.echo, **settings)
+    pairs = {}
+    for item in fixed:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ZooError(f"--option {item}: give NAME=VALUE (zoo predict --help lists the task's options)")
+        pairs[name.strip().replace("-", "_")] = value
+    run_server(target, echo=click.echo, fixed=pairs, **settings)
 
 @click.group()
 def plugin():

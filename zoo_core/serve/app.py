@@ -11,7 +11,7 @@ import io
 import logging
 import tempfile
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,9 @@ class ServeOptions:
     max_pixels: int = 40_000_000  # largest image (width x height), against decompression bombs
     max_images: int = 64  # files in one multipart request
     runtime: str = "torch"
+    # Prediction options fixed when the server starts (zoo serve --option index=gallery.idx: every answer then
+    # carries the nearest images of that index); a request cannot set or change them.
+    fixed: dict[str, Any] = field(default_factory=dict)
 
 
 def zoo_version() -> str:
@@ -120,6 +123,12 @@ PREDICT_BODY = {
 
 def create_app(predictor: Predictor, name: str, options: ServeOptions | None = None) -> FastAPI:
     options = options or ServeOptions()
+    if options.fixed:  # checked, and tried on a blank image, before the first request: a missing file fails now
+        from PIL import Image
+
+        checked = check_predict_options(predictor.task, options.fixed)
+        options.fixed = {k: checked[k] for k in options.fixed}
+        predictor.predict([Image.new("RGB", (32, 32))], **options.fixed)
     batcher = Batcher(predictor.predict, options.max_batch, options.batch_wait_ms, options.workers)
     facts = model_facts(predictor, name, options)
     task = predictor.task
@@ -178,7 +187,12 @@ def create_app(predictor: Predictor, name: str, options: ServeOptions | None = N
     async def predict(request: Request):
         params = dict(request.query_params)
         draw = truthy(params.pop("draw", "0"))
-        predict_options = check_predict_options(task, params)  # the task's own options (top_k=...), checked
+        taken = sorted(set(params) & set(options.fixed))
+        if taken:
+            return error(400, f"option {taken[0]} is fixed by the server ({taken[0]}={options.fixed[taken[0]]!r}); "
+                              "leave it out of the request")
+        # the task's own options (top_k=...), checked; the server's fixed ones were checked at start
+        predict_options = check_predict_options(task, {**params, **options.fixed})
         uploads = await read_uploads(request, int(options.max_upload_mb * 1e6), options.max_images)
         images = await run_in_threadpool(lambda: [decode(u, options.max_pixels) for u in uploads])
         predictions = await batcher.predict(images, predict_options)
