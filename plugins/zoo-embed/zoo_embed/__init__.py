@@ -22,8 +22,10 @@ def register_datasets(register):
     register(DatasetSpec("photo-identities", "zoo_embed.data:photo_identities", EMBEDDING,
                          "identities cut from scikit-image's photos and textures, each seen under strong colour, "
                          "rotation and scale changes (embedded, generated once and cached)",
+                         # measured (README): multi-similarity beat arcface on this data with a frozen backbone
                          recipe={"mode": "frozen", "cache_features": True, "augment": "none", "image_size": 128,
-                                 "epochs": 30, "batch_size": 64, "lr": 3e-3, "val_fraction": 0.35}))
+                                 "loss": "multi-similarity", "epochs": 15, "batch_size": 64, "lr": 3e-3,
+                                 "val_fraction": 0.35}))
     register(DatasetSpec("identity-folder", "zoo_embed.data:folder_dataset", EMBEDDING,
                          "DIR/<identity>/*.jpg: a folder per identity (person, product, animal)",
                          matches="zoo_embed.data:is_folder"))
