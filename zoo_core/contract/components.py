@@ -102,7 +102,10 @@ class StepOutput:
 # ------------------------------------------------------------------------------------------- metrics
 
 class Metrics(ABC):
-    """Accumulates outputs and targets over an epoch; compute() gives scalar metrics (JSON-able)."""
+    """Accumulates outputs and targets over an epoch; compute() gives scalar metrics (JSON-able).
+
+    A metric named baseline_<name> is a reference measured beside the model (zoo-embed: the untrained
+    backbone's features), shown next to <name>; an exported file is not expected to reproduce it."""
 
     @abstractmethod
     def reset(self) -> None: ...
