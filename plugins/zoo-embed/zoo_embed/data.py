@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,8 +44,7 @@ IDENTITY_COLUMNS = ("identity", "id", "label", "class", "person")
 # ------------------------------------------------------------------------------------------ the split
 
 def split_identities(items: Sequence[tuple[Any, str]], *, seed: int, val_fraction: float, closed_per_identity: int,
-                     reference_info: dict | None, where: str, description: str, log_notes: list[str] | None = None,
-                     samples_per_identity: int = 4) -> DataSplits:
+                     reference_info: dict | None, where: str, description: str, samples_per_identity: int = 4) -> DataSplits:
     """(image, identity name) pairs -> DataSplits split by identity (see the module's docstring)."""
     by_identity: dict[str, list[Any]] = {}
     for image, name in items:
@@ -77,7 +78,7 @@ def split_identities(items: Sequence[tuple[Any, str]], *, seed: int, val_fractio
         val += [samples[i] for i in order[:n_closed]]
         train += [samples[i] for i in order[n_closed:]]
     single = [n for n in held if len(by_identity[n]) == 1]
-    notes = log_notes if log_notes is not None else []
+    notes = []
     if single:
         notes.append(f"{len(single)} held-out identit{'y has' if len(single) == 1 else 'ies have'} one image: "
                      "in the gallery, never a query")
@@ -252,7 +253,7 @@ def generate_identities(root: Path, identities: int, per_identity: int, size: in
     them evenly (the same photo gives several, which look alike), each region a quarter to a third of the
     photo's shorter side."""
     rng = np.random.default_rng(seed)
-    tmp = root.with_name(root.name + f".{__import__('os').getpid()}.tmp")
+    tmp = root.with_name(root.name + f".{os.getpid()}.tmp")  # renamed into place whole: a kill leaves no half set
     tmp.mkdir(parents=True, exist_ok=True)
     per_source = math.ceil(identities / len(SOURCES))
     made = 0
@@ -270,7 +271,10 @@ def generate_identities(root: Path, identities: int, per_identity: int, size: in
             for n in range(per_identity):
                 _view(rng, photo, cx, cy, side, size).save(folder / f"{n:02d}.png")
             made += 1
-    tmp.rename(root)
+    try:
+        tmp.rename(root)
+    except OSError:  # another process finished first: its copy is the same
+        shutil.rmtree(tmp, ignore_errors=True)
     return root
 
 

@@ -72,8 +72,9 @@ class EmbedTask(Task):
         weight. In validation the baseline's features go to the metrics too."""
         net = getattr(model, "module", model)  # DDP wraps the model
         outputs = {}
-        if net.training:
+        if net.training or not hasattr(net, "head"):  # training, or an exported file (zoo eval model.onnx)
             embeddings = model(batch.inputs)
+            embeddings = embeddings["embedding"] if isinstance(embeddings, dict) else embeddings
         else:
             features = batch.inputs if net.inputs_are_features else net.features(batch.inputs)
             embeddings = net.head(features)
