@@ -42,9 +42,9 @@ def build(run, images, out, device):
     model = _run(run, device)
     out = Path(out) if out else Path(run) / "index.safetensors"
     embeddings, paths, skipped = embed_images(model, images)
+    if not paths:  # one line: the error says why the first file was unreadable
+        raise ZooError(f"{' '.join(images)}: no readable image to index" + (f" ({skipped[0][1]})" if skipped else ""))
     _report_skipped(skipped)
-    if not paths:
-        raise ZooError(f"{' '.join(images)}: no readable image to index")
     Index(embeddings, paths, model.info["model_fingerprint"], str(Path(run).resolve())).save(out)
     click.echo(f"indexed {len(paths)} image(s) into {out}", err=True)
 
@@ -90,9 +90,9 @@ def search(target, images, top_k, run, draw, as_json, device):
         run = run or Index.load(index_file).model
     model = _run(run, device)
     predictions, skipped = model.predict_paths(list(images), index=str(index_file), top_k=top_k)
-    _report_skipped(skipped)
-    if not predictions:
+    if not predictions:  # one line: the error says why the first file was unreadable
         raise ZooError(f"{' '.join(images)}: not an image zoo can read" + (f" ({skipped[0][1]})" if skipped else ""))
+    _report_skipped(skipped)
     for p in predictions:
         if as_json:
             click.echo(json.dumps({"image": p.source, "neighbours": p.neighbours}))
