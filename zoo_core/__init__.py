@@ -23,6 +23,7 @@ PLUGIN_SDK, what a plugin builds with:
     image outputs  ImagePrediction, SAVE_OPTION, side_by_side, tiled (image-valued predictions, tiled prediction)
     files          atomic_write, write_json, cache_dir
     the registry   get_zoo
+    models         weights_fingerprint (which weights made a file: Predictor.info["model_fingerprint"] holds its model's)
     tests          zoo_core.testing: tiny_train, and the pytest fixture `hub` (a local Hub-compatible server)
 """
 
@@ -57,6 +58,7 @@ PLUGIN_SDK = {
     **dict.fromkeys(["ImagePrediction", "SAVE_OPTION", "side_by_side", "tiled"], "prediction.images"),
     **dict.fromkeys(["atomic_write", "write_json", "cache_dir"], "base.artifacts"),
     "get_zoo": "registry.plugins",
+    "weights_fingerprint": "model.model",
 }
 _LAZY = {**USER_API, **PLUGIN_SDK}
 __all__ = ["hookimpl", "ZooError", *_LAZY]

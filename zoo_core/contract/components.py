@@ -79,11 +79,15 @@ class Backbone(nn.Module):
 @dataclass
 class StepOutput:
     """What a training or validation step gives back: the loss to minimise, its named parts (logged
-    and plotted as train_loss_<name>, val_loss_<name>), and the raw outputs for the metrics."""
+    and plotted as train_loss_<name>, val_loss_<name>), the raw outputs for the metrics, and how many of
+    the batch's samples the loss covers (`count`; None: all of them): an epoch's mean loss weighs each batch
+    by it, so a batch whose loss is defined for a few samples only (held-out identities have no class
+    weight) does not dilute it, and a loss no sample covered is left out of the record."""
 
     loss: torch.Tensor
     parts: dict[str, torch.Tensor] = field(default_factory=dict)
     outputs: Any = None
+    count: int | None = None
 
     @classmethod
     def from_loss(cls, loss: torch.Tensor | dict[str, torch.Tensor], outputs: Any = None) -> "StepOutput":
@@ -98,7 +102,10 @@ class StepOutput:
 # ------------------------------------------------------------------------------------------- metrics
 
 class Metrics(ABC):
-    """Accumulates outputs and targets over an epoch; compute() gives scalar metrics (JSON-able)."""
+    """Accumulates outputs and targets over an epoch; compute() gives scalar metrics (JSON-able).
+
+    A metric named baseline_<name> is a reference measured beside the model (zoo-embed: the untrained
+    backbone's features), shown next to <name>; an exported file is not expected to reproduce it."""
 
     @abstractmethod
     def reset(self) -> None: ...

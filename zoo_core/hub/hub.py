@@ -28,7 +28,7 @@ from ..base.errors import ZooError
 PREFIX = "hf-hub:"
 MODEL_FORMAT = "zoo-model/1"  # config.json of a pushed model; a newer major version is refused
 # What `zoo pull` downloads: never a pickle (.bin, .pt, .pth, .ckpt), whatever else the repo holds.
-DOWNLOADED = ["config.json", "model.safetensors", "README.md", "metrics.jsonl", "metrics.csv", "*.png", "*.onnx"]
+DOWNLOADED = ["config.json", "model.safetensors", "loss.safetensors", "README.md", "metrics.jsonl", "metrics.csv", "*.png", "*.onnx"]
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
@@ -140,7 +140,7 @@ def push(run_dir: str | Path, repo_id: str, *, private: bool = False, revision: 
     the weights by `export(run_dir, fmt, path) -> written file` (the API's: the Hub sits below prediction)."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    from ..training.rundir import read_config, read_metrics
+    from ..training.rundir import LOSS_WEIGHTS, read_config, read_metrics
     from .modelcard import model_card
 
     run_dir = Path(run_dir)
@@ -159,6 +159,8 @@ def push(run_dir: str | Path, repo_id: str, *, private: bool = False, revision: 
         config = {**timm_fields, **config}
         files["model.safetensors"] = timm_weights
     files["config.json"] = json.dumps(config, indent=2).encode()
+    if (run_dir / LOSS_WEIGHTS["best"]).is_file():  # the loss's trained parameters, for zoo eval
+        files[LOSS_WEIGHTS["model"]] = run_dir / LOSS_WEIGHTS["best"]
     for name in ("metrics.jsonl", "metrics.csv"):
         if (run_dir / name).is_file():
             files[name] = run_dir / name

@@ -147,3 +147,16 @@ def build_model(zoo, mc: dict[str, Any]) -> ZooModel:
 
         apply_structure(model, mc["pruned"])
     return model
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """A fingerprint of a network's weights (names, shapes and values): what a file made with one model (a
+    search index of its embeddings) records, so that another model, even one built alike, can refuse it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:32]

@@ -22,7 +22,7 @@ from ..base.settings import Setting
 from ..contract.components import Prediction
 
 SAVE_OPTION = Setting("save", str, None, "Write each output image at full size into this folder, named after its "
-                      "input (a PNG).", nullable=True)
+                      "input (a PNG).", nullable=True, path=True)
 
 _SAVED: dict[str, dict[str, str]] = {}  # per --save folder, the names this process wrote: name -> source
 

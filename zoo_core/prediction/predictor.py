@@ -11,15 +11,16 @@ from typing import Any, Iterable, Iterator
 import torch
 from PIL import Image
 
+from ..base.artifacts import load_weights
 from ..base.config import merge, normalise
 from ..base.device import Machine, pick_device
 from ..base.errors import ZooError, did_you_mean
 from ..contract.components import DataConfig, Prediction, Task, detach, new_metrics
 from ..data.images import find_images, open_image
-from ..model.model import ZooModel
+from ..model.model import ZooModel, weights_fingerprint
 from ..registry.plugins import get_zoo
 from ..training.loaders import data_loader
-from ..training.rundir import rebuild
+from ..training.rundir import LOSS_WEIGHTS, rebuild
 from ..training.configure import infer_dataset
 from ..training.data_plan import load_data
 from ..training.step import evaluate
@@ -92,6 +93,9 @@ class Predictor:
         if runtime not in RUNTIMES:
             raise ZooError(f"--runtime {runtime}: use one of {', '.join(RUNTIMES)}")
         self.model, self.task, self.info, self.data_config = model, task, info, data_config
+        if isinstance(model, torch.nn.Module) and model.state_dict() and "model_fingerprint" not in info:
+            # which weights made a prediction: a task checks files built with a model (a search index) against it
+            self.info = {**info, "model_fingerprint": weights_fingerprint(model)}
         self.transform = task.transforms(data_config, "none")[1]
         self.runtime = runtime
         if runtime == "onnx":
@@ -193,7 +197,7 @@ class Run(Predictor):
     """A trained run, rebuilt from its directory: config.json + best.safetensors."""
 
     def __init__(self, run_dir: str | Path, which: str = "best", device: str = "auto", runtime: str = "torch"):
-        self.dir = Path(run_dir)
+        self.dir, self.which = Path(run_dir), which
         model, self.config, task = rebuild(self.dir, which)
         mc = self.config["model"]
         super().__init__(model, task, mc["info"], DataConfig.from_dict(mc["data_config"]), device, runtime)
@@ -212,6 +216,15 @@ class Run(Predictor):
             raise ZooError("--dataset goes with --data")
         cfg = merge(saved, overrides)
         return cfg, load_data(zoo, self.task, cfg, self.data_config, log=lambda m: None, reference_info=self.info)
+
+    def _load_loss_weights(self, loss_fn: torch.nn.Module) -> None:
+        """The loss's trained parameters of the same epoch as the weights (CosFace's class weights), when the
+        run has them: the validation loss is then the one training measured."""
+        for name in (LOSS_WEIGHTS.get(getattr(self, "which", "best")), LOSS_WEIGHTS["model"]):
+            path = getattr(self, "dir", None) and self.dir / name
+            if path and path.is_file() and loss_fn.state_dict():
+                load_weights(loss_fn, path)
+                return
 
     def eval_splits(self):
         """The run's own train and validation splits, both with the evaluation transform (cached): what
@@ -235,6 +248,7 @@ class Run(Predictor):
             raise ZooError(f"{data or cfg['dataset']}: no readable labelled images to evaluate")
         loss_fn = zoo.losses.create(cfg["loss"], info=self.info, **cfg["loss_options"])
         if isinstance(loss_fn, torch.nn.Module):
+            self._load_loss_weights(loss_fn)
             loss_fn.to(self.device)
         metrics = new_metrics(self.task, self.info, self.data_config)
         machine = Machine(self.device)

@@ -18,11 +18,14 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from torch import nn
+
 from ..base import artifacts
 from ..base.errors import ZooError
 from ..model.model import model_config
 from .rundir import (
     CHECKPOINT_FORMAT,
+    LOSS_WEIGHTS,
     RUN_FILES,
     STATE_FILE,
     model_digest,
@@ -176,12 +179,17 @@ class RunWriter:
         """The files derived from the checkpoint; a kill between them is repaired by --resume."""
         if not self.writes:
             return
-        model, epochs_done = self.s.state.model, self.committed["epoch"]
+        model, loss_fn, epochs_done = self.s.state.model, self.s.state.loss_fn, self.committed["epoch"]
         metadata = {"task": self.s.task_name, "epoch": str(epochs_done), "model_digest": model_digest(self.model_section())}
+        trained_loss = isinstance(loss_fn, nn.Module) and bool(loss_fn.state_dict())  # CosFace's class weights
         artifacts.save_weights(model, self.dir / "last.safetensors", metadata)
+        if trained_loss:
+            artifacts.save_weights(loss_fn, self.dir / LOSS_WEIGHTS["last"], metadata)
         artifacts.kill_point(f"published-last@{epochs_done}")
         if self.committed["best"] and self.committed["best"]["epoch"] == epochs_done:
             artifacts.save_weights(model, self.dir / "best.safetensors", metadata)
+            if trained_loss:
+                artifacts.save_weights(loss_fn, self.dir / LOSS_WEIGHTS["best"], metadata)
             artifacts.kill_point(f"published-best@{epochs_done}")
         write_metrics(self.dir, self.s.state.rows)
         artifacts.kill_point(f"published-metrics@{epochs_done}")

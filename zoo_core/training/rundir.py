@@ -173,8 +173,11 @@ STATE_FILE = "last.state.pt"
 CHECKPOINT_FORMAT = "zoo-checkpoint/1"
 # Files a run writes: a directory holding only these (and no checkpoint) is a run that never finished an
 # epoch, safe to start again in.
+# A loss's trained parameters (CosFace's class weights) beside the weights of the same epoch: `zoo eval`
+# measures the loss with them; "loss.safetensors" is the name a pushed model carries (the best epoch's).
+LOSS_WEIGHTS = {"best": "best.loss.safetensors", "last": "last.loss.safetensors", "model": "loss.safetensors"}
 RUN_FILES = {"config.json", "train.log", "skipped.txt", "last.safetensors", "best.safetensors", "metrics.jsonl",
-             "metrics.csv", "curves.png", STATE_FILE}
+             "metrics.csv", "curves.png", STATE_FILE, LOSS_WEIGHTS["best"], LOSS_WEIGHTS["last"]}
 
 
 def remove_stale_temp_files(run_dir: Path) -> list[str]:

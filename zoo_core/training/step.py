@@ -46,41 +46,48 @@ def train_step(task: Task, net: nn.Module, batch: Batch, loss_fn, optimizers: di
 
 class LossMeter:
     """Sample-weighted means over an epoch of the loss, each optimizer's loss when there are several
-    (loss_<optimizer>), and the named parts a loss returns (loss_<part>). The sums stay tensors on the
-    device: reading a GPU number waits for the GPU, so that happens once an epoch (and when the progress
-    bar is redrawn), not every step."""
+    (loss_<optimizer>), and the named parts a loss returns (loss_<part>). Each batch weighs as many samples
+    as its loss covers (StepOutput.count, default the batch); a term no sample covered is left out. The
+    sums stay tensors on the device: reading a GPU number waits for the GPU, so that happens once an epoch
+    (and when the progress bar is redrawn), not every step."""
 
     def __init__(self, optimizers: tuple[str, ...]):
         self.optimizers = optimizers
         self.sums: dict[str, torch.Tensor] = {}
+        self.weights: dict[str, float] = {}  # samples behind each sum
         self.n = 0
 
     def add(self, optimizer: str, out, batch_size: int) -> None:
+        weight = batch_size if getattr(out, "count", None) is None else out.count
         terms = {f"loss_{optimizer}" if len(self.optimizers) > 1 else "loss": out.loss,
                  **{f"loss_{part}": value for part, value in out.parts.items()}}
         for key, value in terms.items():
-            value = value.detach().float() * batch_size
+            value = value.detach().float() * weight
             self.sums[key] = self.sums[key] + value if key in self.sums else value
+            self.weights[key] = self.weights.get(key, 0) + weight
 
     def count(self, batch_size: int) -> None:
         self.n += batch_size
 
     def running_loss(self) -> float:
         """The mean loss so far (one number read from the device)."""
-        total = sum(self.sums.get(f"loss_{name}" if len(self.optimizers) > 1 else "loss", torch.zeros(()))
-                    for name in self.optimizers)
-        return float(total) / max(1, self.n)
+        keys = [f"loss_{name}" if len(self.optimizers) > 1 else "loss" for name in self.optimizers]
+        return sum(float(self.sums[k]) / max(1, self.weights[k]) for k in keys if k in self.sums)
 
     def reduce(self, dist: Dist) -> None:
         """Sums and counts over every process (one collective): the means of the whole global epoch."""
         if dist.active:
             keys = list(self.sums)
-            *sums, n = dist.all_sum([self.sums[k] for k in keys] + [torch.tensor(float(self.n))])
-            self.sums, self.n = dict(zip(keys, sums)), int(round(float(n)))
+            values = dist.all_sum([self.sums[k] for k in keys] + [torch.tensor(float(self.weights[k])) for k in keys]
+                                  + [torch.tensor(float(self.n))])
+            self.sums = dict(zip(keys, values[:len(keys)]))
+            self.weights = {k: float(w) for k, w in zip(keys, values[len(keys):2 * len(keys)])}
+            self.n = int(round(float(values[-1])))
 
     def means(self) -> dict[str, float]:
-        values = torch.stack(list(self.sums.values())).tolist() if self.sums else []
-        out = {k: v / max(1, self.n) for k, v in zip(self.sums, values)}
+        keys = [k for k in self.sums if self.weights[k] > 0]
+        values = torch.stack([self.sums[k] for k in keys]).tolist() if keys else []
+        out = {k: v / self.weights[k] for k, v in zip(keys, values)}
         if len(self.optimizers) > 1:
             out = {"loss": sum(out.get(f"loss_{name}", 0.0) for name in self.optimizers), **out}
         return out
@@ -119,8 +126,8 @@ def evaluate(task: Task, model: nn.Module, loader, loss_fn, metrics: Metrics, ma
             for name in optimizers:
                 with machine.autocast():
                     outs[name] = run_step(task, model, batch, loss_fn, name, data_config)
-            mine = (len(batch), {name: (o.loss.detach().float().cpu(), {k: v.detach().float().cpu() for k, v in o.parts.items()})
-                                 for name, o in outs.items()},
+            mine = (len(batch), {name: (o.loss.detach().float().cpu(), {k: v.detach().float().cpu() for k, v in o.parts.items()},
+                                        o.count) for name, o in outs.items()},
                     _to(detach(out_last(outs).outputs), cpu), _to(batch.targets, cpu))
         gathered = dist.gather(mine)
         if dist.main:
@@ -128,8 +135,8 @@ def evaluate(task: Task, model: nn.Module, loader, loss_fn, metrics: Metrics, ma
                 if item is None:
                     continue
                 n, losses, outputs, targets = item
-                for name, (loss, parts) in losses.items():
-                    meter.add(name, StepOutput(loss, parts), n)
+                for name, (loss, parts, count) in losses.items():
+                    meter.add(name, StepOutput(loss, parts, count=count), n)
                 meter.count(n)
                 metrics.update(_to(outputs, machine.device), _to(targets, machine.device))
     if not dist.main:
