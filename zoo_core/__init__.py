@@ -27,7 +27,10 @@ PLUGIN_SDK, what a plugin builds with:
     tests          zoo_core.testing: tiny_train, and the pytest fixture `hub` (a local Hub-compatible server)
 """
 
+from .base.cpus import quiet_waiting as _quiet_waiting
 from .base.errors import ZooError  # noqa: F401
+
+_quiet_waiting()  # OMP_WAIT_POLICY=PASSIVE unless set: read once, when torch loads OpenMP, so before any torch import
 from .contract.hookspecs import hookimpl  # noqa: F401
 
 # Everything else loads on first use: these pull in torch, and `zoo --help` should not wait for it.

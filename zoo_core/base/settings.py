@@ -154,7 +154,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("batch_size", int, 32, "Images per batch.", min=1, max=1_000_000),
     S("lr", float, 1e-3, "Learning rate of the head.", min=0.0, min_exclusive=True, max=100.0),
     S("weight_decay", float, 0.01, "Weight decay.", min=0.0),
-    S("optimizer", str, "adamw", "adamw, or sgd (momentum, Nesterov).", choices=("adamw", "sgd")),
+    S("optimizer", str, "adamw", "adamw, sgd (momentum, Nesterov), or lbfgs (a linear head on cached features fitted "
+      "full-batch, L2 = weight decay, no --lr: zoo_core/training/full_batch.py).", choices=("adamw", "sgd", "lbfgs")),
     S("momentum", float, 0.9, "SGD momentum.", min=0.0, max=1.0),
     S("schedule", str, "cosine", "Learning-rate schedule.", choices=("cosine", "step", "onecycle", "constant")),
     S("warmup_epochs", float, 0.0, "Linear warm-up, in epochs.", min=0.0),
@@ -192,8 +193,9 @@ SETTINGS: tuple[Setting, ...] = (
 )
 del S
 
-# What cpu_recipe sets on a CPU (zoo_core/training/features.py: apply_cpu_recipe); the task's epochs stay.
-CPU_RECIPE = {"mode": "frozen", "cache_features": True}
+# What cpu_recipe sets on a CPU (zoo_core/training/features.py: apply_cpu_recipe); the task's epochs stay. The
+# optimizer only where no layer chose one, and only for a linear head (zoo_core/training/full_batch.py: else AdamW).
+CPU_RECIPE = {"mode": "frozen", "cache_features": True, "optimizer": "lbfgs"}
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 COMPONENTS = ("dataset", "backbone", "head", "loss")  # each has an options table: [head] dropout = 0.3

@@ -75,8 +75,10 @@ class DataPlan:
             if cfg["augment"] == "none":
                 train_set = transformed_once(train_set, cfg["cache_limit_gb"] / 4)
         self.train_set, self.val_set = train_set, val_set
-        self.train_loader = data_loader(train_set, cfg, machine, self.data, collate, shuffle=True, dist=dist)
-        self.val_loader = data_loader(val_set, cfg, machine, self.data, collate, shuffle=False, dist=dist)
+        # full-batch L-BFGS: every cached feature in one batch (a few MB for a linear head's inputs)
+        loader_cfg = {**cfg, "batch_size": max(1, len(train_set))} if cfg["optimizer"] == "lbfgs" else cfg
+        self.train_loader = data_loader(train_set, loader_cfg, machine, self.data, collate, shuffle=True, dist=dist)
+        self.val_loader = data_loader(val_set, loader_cfg, machine, self.data, collate, shuffle=False, dist=dist)
 
     def unfreeze(self, model, epoch: int, log) -> None:
         """--mode staged, at the epoch its backbone unfreezes: from now on images go through the whole model

@@ -189,7 +189,9 @@ def apply_cpu_recipe(cfg: dict[str, Any], chosen: set[str], log: Callable[[str],
             return
     except ZooError:
         return  # the device error is reported where the machine is set up
-    cfg.update(CPU_RECIPE)
+    cfg.update({k: v for k, v in CPU_RECIPE.items() if k not in chosen})
     if log:
         log(f"CPU: frozen backbone with cached features, {cfg['epochs']} epochs; pass --mode staged for full "
-            "fine-tuning (or --no-cpu-recipe for the task's own recipe)")
+            "fine-tuning (or --no-cpu-recipe for the task's own recipe)"
+            + ("; a linear head is fitted full-batch by L-BFGS (--optimizer adamw: minibatches)"
+               if cfg["optimizer"] == "lbfgs" else ""))

@@ -10,6 +10,7 @@ import random
 import numpy as np
 import torch
 
+from ..base.cpus import usable_cpus
 from ..base.device import Machine
 from ..base.distributed import SINGLE, Dist, RoundRobinBatches, ShardedBatches
 from ..data.types import DataSplits
@@ -33,7 +34,7 @@ def loader_workers(cfg, machine: Machine, data: DataSplits) -> int:
     if data.in_memory:
         return 0
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    cores = max(1, (os.cpu_count() or 2) // local_processes)
+    cores = max(1, usable_cpus().count // local_processes)  # the affinity mask and cgroup quota, not the host's
     return max(1, min(8 if machine.device.type == "cuda" else 4, cores - 1))
 
 

@@ -77,6 +77,8 @@ def lr_find(task_name: str, *, config: str | Path | None = None, start_lr: float
     if steps is not None and steps < 3:
         raise ZooError(f"--steps must be >= 3, got {steps}")
     log = RunLog(quiet=quiet)
+    # the sweep is of a learning rate: a stochastic optimizer's (the CPU recipe's full-batch L-BFGS has none)
+    settings = {"optimizer": "adamw", **{k: v for k, v in settings.items() if v is not None}}
     s = prepare(task_name, config=config, resume=None, settings=settings, log=log, run_dir_needed=False)
     cfg, task, model, machine, state = s.cfg, s.task, s.model, s.machine, s.state
     steps = steps or default_steps(len(s.data.train_loader))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..base.config import load_toml
 from ..base.device import Machine
 from ..base.distributed import Dist
 from ..base.errors import ZooError
@@ -23,8 +24,11 @@ from ..contract.components import Metrics, Task, new_metrics
 from ..model.backbones import load_weights_into, read_state_dict
 from ..model.model import ZooModel, build_head
 from ..registry.plugins import get_zoo
+from . import full_batch
 from .configure import configure
 from .data_plan import DataPlan, load_data
+from .loaders import loader_workers
+from .run_threads import choose_threads
 from .state import TrainingState
 
 
@@ -121,6 +125,10 @@ def prepare(task_name: str, *, config: str | Path | None, resume: str | Path | N
             apply_structure(model, c.saved["model"]["pruned"])
     if cfg["backbone_options"] or cfg["head_options"]:
         check_forward(model, cfg)
+    chosen = "optimizer" in c.flag_layer or (resume is None and bool(config) and "optimizer" in load_toml(config))
+    note = full_batch.resolve_optimizer(cfg, chosen, head, c.dist.world)
+    if note:
+        c.notes.append(note)
     loss_fn = zoo.losses.create(cfg["loss"], info=info, **cfg["loss_options"])
     train_metrics, val_metrics = (new_metrics(task, info, backbone.data_config),
                                   new_metrics(task, info, backbone.data_config))
@@ -133,7 +141,11 @@ def prepare(task_name: str, *, config: str | Path | None, resume: str | Path | N
     state = TrainingState(model, loss_fn)
     if checkpoint is not None:  # the weights first: cached features are computed with them
         state.restore_weights(checkpoint, c.saved, cfg, c.flag_layer, c.run_dir, machine.device)
+    # threads: the backbone's count while features are computed (DataPlan), then the training step's
+    threads = choose_threads(model, cfg, machine, loader_workers(cfg, machine, data))
+    c.notes.append(threads.describe())
     plan = DataPlan(task, cfg, machine, c.dist, data, state.epoch, model, log)
+    threads.training()
     if cfg["compile"]:  # compiled in place: the state dict, checkpoints and exports stay those of the model
         model.compile()
     state.make_optimizers(task, cfg, math.ceil(len(plan.train_loader) / cfg["accum_steps"]), machine)

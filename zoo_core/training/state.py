@@ -15,11 +15,14 @@ from torch import nn
 
 from ..base.errors import ZooError
 from ..model.model import ZooModel
+from . import full_batch
 from .rundir import STATE_FILE, weights_epoch
 
 
 def make_optimizer(groups: list[dict[str, Any]], cfg: dict[str, Any]) -> torch.optim.Optimizer:
     """Frozen parameters get no gradient, so the optimizer leaves them alone until they are unfrozen."""
+    if cfg["optimizer"] == "lbfgs":  # a linear head on cached features, full batch (full_batch.py)
+        return full_batch.make_lbfgs(groups, cfg["weight_decay"])
     if cfg["optimizer"] == "sgd":
         return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"], nesterov=True)
     return torch.optim.AdamW(groups, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
@@ -27,6 +30,8 @@ def make_optimizer(groups: list[dict[str, Any]], cfg: dict[str, Any]) -> torch.o
 
 def make_schedule(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], steps_per_epoch: int):
     """A per-step learning-rate schedule over the whole run, with optional linear warm-up."""
+    if isinstance(optimizer, torch.optim.LBFGS):  # its line search chooses every step
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     total = max(1, cfg["epochs"] * steps_per_epoch)
     if cfg["schedule"] == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],

@@ -14,6 +14,7 @@ from ..base.device import Machine
 from ..base.distributed import SINGLE, Dist
 from ..base.errors import ZooError
 from ..contract.components import Batch, Metrics, StepOutput, Task, _apply, detach, run_step
+from . import full_batch
 
 
 def train_step(task: Task, net: nn.Module, batch: Batch, loss_fn, optimizers: dict[str, torch.optim.Optimizer],
@@ -26,6 +27,9 @@ def train_step(task: Task, net: nn.Module, batch: Batch, loss_fn, optimizers: di
     step output (the metrics read the last one's: out_last)."""
     outs = {}
     for name, opt in optimizers.items():
+        if isinstance(opt, torch.optim.LBFGS):  # the full batch; it evaluates the loss itself (full_batch.py)
+            outs[name] = full_batch.step(opt, net, lambda: run_step(task, net, batch, loss_fn, name, data_config))
+            continue
         # between accumulation boundaries, processes keep their gradients to themselves
         with net.no_sync() if dist.active and not boundary else contextlib.nullcontext():
             with machine.autocast():
