@@ -92,7 +92,7 @@ def test_a_bad_setting_is_one_line_from_one_process(tmp_path, image_folder):
     (["train", "--nproc=4", "--resume", "r"], ["train", "--resume", "r"]),
 ])
 def test_the_relaunched_command_line_drops_nproc(monkeypatch, argv, expected):
-    from zoo_core import distributed
+    from zoo_core.base import distributed
 
     monkeypatch.setattr("sys.argv", ["zoo", *argv])
     assert distributed.command_line("train") == expected

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.zoo_plugins("classify")
 TINY_RUNS = {
     "classify": {"epochs": 2, "image_size": 16, "batch_size": 64, "augment": "none"},  # digits: 1,438 + 359 images
     # the captchas' own loss: with bce, a group's per-label sigmoids are not in the file (it holds the softmax)
-    "multilabel": {"dataset_options": {"count": 48}, "loss": "group-cross-entropy"},
+    "multilabel": {"dataset_options": {"count": 96}, "loss": "group-cross-entropy"},
     "localize": {"dataset_options": {"count": 48}},
     # two convs: the head's weights, shared by every pyramid level, are what ONNX Runtime's int8 quantizer refused
     "detect": {"dataset_options": {"count": 16, "min_size": 64, "max_size": 96},

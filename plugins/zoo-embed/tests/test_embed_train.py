@@ -99,7 +99,7 @@ def test_serve_answers_with_neighbours_of_the_index_fixed_at_start(trained, tmp_
 
     run, data = trained
     r = cli("serve", run.dir, "--port", "0", "--option", f"index={tmp_path / 'missing.safetensors'}")
-    assert "no such index file" in one_line_error(r)  # checked at start, before serving
+    assert "no such file or folder" in one_line_error(r)  # checked at start, before serving
 
     index = tmp_path / "gallery.safetensors"
     assert cli("index", "build", run.dir, data, "-o", index).exit_code == 0

@@ -36,7 +36,8 @@ class EmbeddingPrediction(Prediction):
 
 class EmbedTask(Task):
     name = "embed"
-    description = "image embeddings for search and re-identification (default: identities cut from real photos)"
+    description = ("image embeddings for search and re-identification: metric learning, open-set retrieval "
+                   "(default: identities cut from real photos)")
     output = EMBEDDING
     # On your own images: frozen ImageNet features with a BN-neck trained by ArcFace on a CPU (cached features:
     # seconds per epoch); on a GPU, `--mode staged` fine-tunes the backbone as well.
